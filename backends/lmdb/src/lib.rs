@@ -1,0 +1,1 @@
+//! lmdb backend for `anode-store` (under construction).

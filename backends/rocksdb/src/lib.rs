@@ -1,0 +1,1 @@
+//! rocksdb backend for `anode-store` (under construction).

@@ -1,0 +1,144 @@
+//! The engine marker: every database directory names the engine that made it, so that opening
+//! it with another engine is refused with a message instead of a confusing engine error (or,
+//! worse, a second database created beside the first).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// Name of the file, inside a database directory, that records its engine.
+pub const MARKER_FILE: &str = "ANODE_ENGINE";
+
+/// Files that betray an engine's database when the marker is missing (a directory made by
+/// another tool, or a marker deleted by hand).
+const FINGERPRINTS: &[(&str, &str)] = &[
+    ("rocksdb", "CURRENT"),
+    ("lmdb", "data.mdb"),
+    ("sqlite", "anode.sqlite"),
+];
+
+/// Makes `path` ready for `engine`: creates it if absent, checks that it is a writable directory
+/// and that it holds no other engine's database, and records the engine in a new directory.
+/// Returns `true` when the directory held no database yet.
+pub fn prepare_dir(path: &Path, engine: &'static str) -> Result<bool> {
+    let open_err = |reason: String| Error::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(open_err("the path exists and is not a directory".into()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(path).map_err(|e| open_err(format!("cannot create it: {e}")))?;
+        }
+        Err(e) => return Err(open_err(format!("cannot read it: {e}"))),
+    }
+
+    let marker = path.join(MARKER_FILE);
+    match fs::read_to_string(&marker) {
+        Ok(found) => {
+            let found = found.trim();
+            if found != engine {
+                return Err(Error::WrongEngine {
+                    path: path.to_path_buf(),
+                    found: found.to_string(),
+                    wanted: engine.to_string(),
+                });
+            }
+            Ok(false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            for (other, file) in FINGERPRINTS {
+                if path.join(file).exists() {
+                    if *other == engine {
+                        // Our own files without a marker: an older directory; adopt it.
+                        write_marker(path, engine)?;
+                        return Ok(false);
+                    }
+                    return Err(Error::WrongEngine {
+                        path: path.to_path_buf(),
+                        found: other.to_string(),
+                        wanted: engine.to_string(),
+                    });
+                }
+            }
+            write_marker(path, engine)?;
+            Ok(true)
+        }
+        Err(e) => Err(open_err(format!("cannot read {MARKER_FILE}: {e}"))),
+    }
+}
+
+fn write_marker(path: &Path, engine: &str) -> Result<()> {
+    let open_err = |e: std::io::Error| Error::Open {
+        path: path.to_path_buf(),
+        reason: format!("the directory is not writable: {e}"),
+    };
+    // Write-then-rename, so a crash never leaves an empty marker that names no engine.
+    let tmp = path.join(format!("{MARKER_FILE}.tmp"));
+    let mut f = fs::File::create(&tmp).map_err(open_err)?;
+    f.write_all(engine.as_bytes()).map_err(open_err)?;
+    f.sync_all().map_err(open_err)?;
+    fs::rename(&tmp, path.join(MARKER_FILE)).map_err(open_err)?;
+    Ok(())
+}
+
+/// Bytes used by the files under `path`, recursively.
+pub fn disk_usage(path: &Path) -> Result<u64> {
+    let mut total = 0;
+    let entries = fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(path, e))?;
+        let meta = entry.metadata().map_err(|e| Error::io(entry.path(), e))?;
+        if meta.is_dir() {
+            total += disk_usage(&entry.path())?;
+        } else {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_is_written_once_and_checked() {
+        let dir = std::env::temp_dir().join(format!("anode-marker-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        assert!(prepare_dir(&dir, "lmdb").unwrap());
+        assert!(!prepare_dir(&dir, "lmdb").unwrap());
+        let err = prepare_dir(&dir, "sqlite").unwrap_err();
+        assert!(matches!(err, Error::WrongEngine { ref found, .. } if found == "lmdb"));
+        assert!(err.to_string().contains("db_engine"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn foreign_engine_files_are_recognised_without_a_marker() {
+        let dir = std::env::temp_dir().join(format!("anode-fp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("CURRENT"), b"MANIFEST-000001\n").unwrap();
+        assert!(matches!(
+            prepare_dir(&dir, "lmdb"),
+            Err(Error::WrongEngine { .. })
+        ));
+        assert!(!prepare_dir(&dir, "rocksdb").unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_is_not_a_database_directory() {
+        let file = std::env::temp_dir().join(format!("anode-file-{}", std::process::id()));
+        fs::write(&file, b"x").unwrap();
+        let err = prepare_dir(&file, "lmdb").unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        fs::remove_file(&file).unwrap();
+    }
+}

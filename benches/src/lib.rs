@@ -1,0 +1,1 @@
+//! anode-benches (under construction).

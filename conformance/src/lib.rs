@@ -1,0 +1,1 @@
+//! anode-conformance (under construction).

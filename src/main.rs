@@ -1,0 +1,5 @@
+//! The `anode` binary.
+
+fn main() -> anyhow::Result<()> {
+    anode::cli::main()
+}
