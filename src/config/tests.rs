@@ -1,0 +1,105 @@
+use super::*;
+
+fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+#[test]
+fn electrumx_environment_is_understood() {
+    let raw = RawConfig::defaults().with_env(env(&[
+        ("COIN", "BitcoinCash"),
+        ("NET", "nolnet"),
+        (
+            "DAEMON_URL",
+            "http://u:p@127.0.0.1:8332/, http://u:p@127.0.0.1:18332/",
+        ),
+        ("DB_DIRECTORY", "/var/lib/anode"),
+        ("DB_ENGINE", "LMDB"),
+        ("SERVICES", "tcp://:50001,ws://[::1]:50003,rpc://"),
+        ("CACHE_MB", "2000"),
+        ("COST_SOFT_LIMIT", "500"),
+    ]));
+    let config = Config::from_raw(&raw).unwrap();
+    assert_eq!(config.coin, "BitcoinCash");
+    assert_eq!(config.network, "nolnet");
+    assert_eq!(config.daemon_urls.len(), 2);
+    assert_eq!(config.db_engine.as_deref(), Some("lmdb"));
+    assert_eq!(config.cache_mb, 2000);
+    assert_eq!(config.limits.cost_soft_limit, 500.0);
+    assert_eq!(config.services[0].bind_addr(), "0.0.0.0:50001");
+    assert_eq!(config.services[1].bind_addr(), "[::1]:50003");
+    assert_eq!(config.services[2].bind_addr(), "127.0.0.1:8000");
+}
+
+#[test]
+fn flags_beat_env_beat_file_beat_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("anode.toml");
+    std::fs::write(&file, "coin = \"Litecoin\"\ncache_mb = 100\nmax_sessions = 7\ndaemon_url = [\"http://a/\", \"http://b/\"]\n").unwrap();
+    let raw = RawConfig::defaults()
+        .with_file(&file)
+        .unwrap()
+        .with_env(env(&[("CACHE_MB", "200"), ("MAX_SESSIONS", "8")]))
+        .with_flags([("max_sessions", "9".to_string())]);
+    let config = Config::from_raw(&raw).unwrap();
+    assert_eq!(config.coin, "Litecoin");
+    assert_eq!(config.cache_mb, 200);
+    assert_eq!(config.limits.max_sessions, 9);
+    assert_eq!(config.daemon_urls, vec!["http://a/", "http://b/"]);
+    assert_eq!(config.network, "mainnet");
+    assert!(matches!(
+        raw.get("max_sessions"),
+        Some((_, Source::Flag("max-sessions")))
+    ));
+}
+
+#[test]
+fn errors_name_the_option_and_its_source() {
+    let raw = RawConfig::defaults().with_env(env(&[("CACHE_MB", "lots")]));
+    let err = Config::from_raw(&raw).unwrap_err().to_string();
+    assert!(
+        err.contains("cache_mb") && err.contains("CACHE_MB"),
+        "{err}"
+    );
+
+    let raw = RawConfig::defaults().with_env(env(&[("SERVICES", "gopher://:70")]));
+    let err = Config::from_raw(&raw).unwrap_err().to_string();
+    assert!(err.contains("unknown service kind"), "{err}");
+
+    let raw = RawConfig::defaults().with_env(env(&[("SERVICES", "ssl://:50002")]));
+    let err = Config::from_raw(&raw).unwrap_err().to_string();
+    assert!(err.contains("ssl_certfile"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("anode.toml");
+    std::fs::write(&file, "cache_mbb = 1\n").unwrap();
+    let err = RawConfig::defaults()
+        .with_file(&file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown option `cache_mbb`"), "{err}");
+
+    let config = Config::from_raw(&RawConfig::defaults()).unwrap();
+    let err = config.db_directory().unwrap_err().to_string();
+    assert!(
+        err.contains("DB_DIRECTORY") && err.contains("--db-directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_option_has_distinct_names_and_a_parseable_default() {
+    let mut keys = std::collections::HashSet::new();
+    let mut flags = std::collections::HashSet::new();
+    for o in OPTIONS {
+        assert!(keys.insert(o.key), "duplicate key {}", o.key);
+        assert!(flags.insert(o.flag), "duplicate flag {}", o.flag);
+        assert!(!o.env.is_empty(), "{} has no environment variable", o.key);
+    }
+    Config::from_raw(&RawConfig::defaults()).unwrap();
+}
