@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod store_factory;

@@ -1,0 +1,65 @@
+//! Talking to the full node.
+//!
+//! [`DaemonApi`] is everything the server asks of a node. The real client ([`RpcDaemon`], JSON-RPC
+//! over HTTP with failover, plus Bitcoin Core's REST interface for binary blocks) and the chain
+//! simulator both implement it, so nothing above this module can tell them apart.
+
+mod error;
+mod rpc;
+mod types;
+
+pub use error::DaemonError;
+pub use rpc::{RetryPolicy, RpcDaemon, RpcDaemonOptions};
+pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
+
+use async_trait::async_trait;
+
+/// Result of a daemon call.
+pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
+
+/// What the server needs from a node. Hashes are in internal byte order (as serialized);
+/// implementations convert to and from the node's display order.
+#[async_trait]
+pub trait DaemonApi: Send + Sync {
+    /// `getblockchaininfo`: network, heights, tip, pruning.
+    async fn chain_info(&self) -> Result<ChainInfo>;
+    /// `getblockcount`.
+    async fn block_count(&self) -> Result<u32>;
+    /// `getblockhash` for each height of `heights`, in one batch.
+    async fn block_hashes(&self, heights: std::ops::Range<u32>) -> Result<Vec<Hash32>>;
+    /// The raw block with hash `hash`, from the configured block source.
+    async fn block(&self, hash: &Hash32) -> Result<Vec<u8>>;
+    /// `getrawtransaction TXID 0` for several transactions; `None` where the node has none.
+    async fn raw_transactions(&self, txids: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// `getrawtransaction TXID 1`, as the node answers it (for `blockchain.transaction.get` verbose).
+    async fn raw_transaction_verbose(&self, txid: &Hash32) -> Result<serde_json::Value>;
+    /// `getrawmempool`.
+    async fn mempool_txids(&self) -> Result<Vec<Hash32>>;
+    /// `getmempoolinfo`.
+    async fn mempool_info(&self) -> Result<MempoolInfo>;
+    /// Fee rate for confirmation within `blocks`: `estimatesmartfee`, else `estimatefee`;
+    /// [`FeeEstimate::Unavailable`] when the node has neither (the caller uses the coin default).
+    async fn estimate_fee(&self, blocks: u32, mode: Option<&str>) -> Result<FeeEstimate>;
+    /// Minimum relay fee in coin units per kB (`getnetworkinfo.relayfee`).
+    async fn relay_fee(&self) -> Result<f64>;
+    /// `sendrawtransaction`; the txid.
+    async fn send_raw_transaction(&self, raw_hex: &str) -> Result<Hash32>;
+    /// `testmempoolaccept` with the node's answer.
+    async fn test_mempool_accept(&self, raw_hexes: &[String]) -> Result<serde_json::Value>;
+    /// `submitpackage` with the node's answer.
+    async fn submit_package(&self, raw_hexes: &[String]) -> Result<serde_json::Value>;
+}
+
+/// Display-order hex of an internal-order hash.
+pub fn hash_to_hex(hash: &Hash32) -> String {
+    let mut reversed = *hash;
+    reversed.reverse();
+    hex::encode(reversed)
+}
+
+/// Internal-order hash from display-order hex.
+pub fn hash_from_hex(text: &str) -> Option<Hash32> {
+    let mut bytes: Hash32 = hex::decode(text).ok()?.try_into().ok()?;
+    bytes.reverse();
+    Some(bytes)
+}
