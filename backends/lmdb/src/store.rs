@@ -1,0 +1,323 @@
+//! The LMDB store: environment, tables, batches and map growth.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use anode_store::{
+    marker, table_known, Durability, Error, Op, Result, Store, StoreStats, Table, TableStats,
+    WriteBatch,
+};
+use heed::types::Bytes;
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, WithoutTls};
+
+use crate::snapshot::LmdbSnapshot;
+use crate::{LmdbOptions, ENGINE};
+
+/// One table: a named database of raw bytes.
+pub(crate) type Db = Database<Bytes, Bytes>;
+
+/// Map sizes are rounded up to this (a multiple of every OS page size LMDB runs on).
+const MAP_ALIGN: usize = 1 << 20;
+
+/// An [`anode_store::Store`] on LMDB: one environment (`data.mdb`) in the database directory,
+/// one named database per table.
+///
+/// * Writes: one write transaction per batch. `Durability::Sync` commits with LMDB's ordered
+///   fsyncs (data pages, then the meta page); `Durability::Bulk` commits with `MDB_NOSYNC` and
+///   [`Store::sync`] flushes with `mdb_env_sync`.
+/// * Reads: short read transactions only; scans fetch pages of
+///   [`LmdbOptions::scan_page_size`] pairs, each in its own transaction, and a snapshot is one
+///   read transaction.
+/// * The map grows by itself: ahead of a batch that would come close to its end, and again
+///   whenever LMDB still reports `MDB_MAP_FULL` (the batch is aborted and retried).
+pub struct LmdbStore {
+    // `dbs` and the gate are declared before `env`: LMDB handles must not outlive it.
+    pub(crate) dbs: Vec<Db>,
+    /// Held shared by every transaction of this process and exclusively by a resize, since
+    /// `mdb_env_set_mapsize` requires that no transaction is open.
+    gate: RwLock<()>,
+    /// Set while a resize waits for the gate, so that new readers hold back and let it in.
+    resize_pending: AtomicBool,
+    /// Batches retried after `MDB_MAP_FULL` (an engine counter).
+    map_full_retries: AtomicU64,
+    /// Serializes writers (LMDB would too) and remembers whether `MDB_NOSYNC` is set.
+    writer: Mutex<bool>,
+    pub(crate) env: Env<WithoutTls>,
+    tables: Vec<Table>,
+    path: PathBuf,
+    pub(crate) options: LmdbOptions,
+}
+
+pub(crate) fn lmdb_err(e: heed::Error) -> Error {
+    Error::backend(ENGINE, e)
+}
+
+fn round_up(n: usize) -> usize {
+    n.div_ceil(MAP_ALIGN).saturating_mul(MAP_ALIGN)
+}
+
+/// Why one attempt at a batch failed.
+enum Attempt {
+    MapFull,
+    Failed(Error),
+}
+
+impl From<heed::Error> for Attempt {
+    fn from(e: heed::Error) -> Self {
+        match e {
+            heed::Error::Mdb(MdbError::MapFull) => Attempt::MapFull,
+            e => Attempt::Failed(lmdb_err(e)),
+        }
+    }
+}
+
+impl LmdbStore {
+    /// Opens (creating if absent) the LMDB store in directory `path` with `tables`.
+    pub fn open(path: &Path, tables: &[Table], options: LmdbOptions) -> Result<LmdbStore> {
+        marker::prepare_dir(path, ENGINE)?;
+        if tables.len() > options.max_dbs as usize {
+            return Err(Error::Open {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} tables declared but LmdbOptions::max_dbs is {}",
+                    tables.len(),
+                    options.max_dbs
+                ),
+            });
+        }
+        let mut open_options = EnvOpenOptions::new().read_txn_without_tls();
+        open_options
+            .map_size(round_up(options.initial_map_size.max(MAP_ALIGN)))
+            .max_dbs(options.max_dbs)
+            .max_readers(options.max_readers);
+        if options.no_read_ahead {
+            // SAFETY: MDB_NORDAHEAD only changes the madvise hint of the map; it affects neither
+            // memory safety nor durability.
+            unsafe { open_options.flags(EnvFlags::NO_READ_AHEAD) };
+        }
+        // SAFETY: heed's rules for opening an environment are upheld: (1) the directory holds
+        // our engine marker, so no other program's file is mapped; (2) this store is the only
+        // user of the environment in this process (heed refuses a second open of one path) and
+        // other processes coordinate through LMDB's lock file, which we never touch; (3) the
+        // environment is local (a database directory, not a network share, is documented in
+        // docs/backends.md); (4) every transaction is short and bound to `self`'s lifetime,
+        // and the map is resized only with no transaction open (see `gate`).
+        let env = unsafe { open_options.open(path) }.map_err(lmdb_err)?;
+        // Reader slots of a killed process stay in the lock file until cleared.
+        env.clear_stale_readers().map_err(lmdb_err)?;
+
+        let mut wtxn = env.write_txn().map_err(lmdb_err)?;
+        let dbs = tables
+            .iter()
+            .map(|t| env.create_database::<Bytes, Bytes>(&mut wtxn, Some(t.name)))
+            .collect::<heed::Result<Vec<Db>>>()
+            .map_err(lmdb_err)?;
+        wtxn.commit().map_err(lmdb_err)?;
+
+        Ok(LmdbStore {
+            dbs,
+            gate: RwLock::new(()),
+            resize_pending: AtomicBool::new(false),
+            map_full_retries: AtomicU64::new(0),
+            writer: Mutex::new(false),
+            env,
+            tables: tables.to_vec(),
+            path: path.to_path_buf(),
+            options,
+        })
+    }
+
+    pub(crate) fn db(&self, table: &str) -> Result<Db> {
+        self.tables
+            .iter()
+            .position(|t| t.name == table)
+            .map(|i| self.dbs[i])
+            .ok_or_else(|| Error::UnknownTable(table.to_string()))
+    }
+
+    /// Admits one transaction. While a resize waits, newcomers hold back for a moment so that
+    /// busy readers cannot starve it; they never wait long, because the thread asking may itself
+    /// hold a snapshot that the resize is waiting for.
+    pub(crate) fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        let since = Instant::now();
+        while self.resize_pending.load(Ordering::Acquire)
+            && since.elapsed() < std::time::Duration::from_millis(50)
+        {
+            std::thread::yield_now();
+        }
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The map size and the bytes in use (up to the last page ever allocated).
+    fn map_usage(&self) -> (usize, usize) {
+        let info = self.env.info();
+        let page = self.env.stat().page_size as usize;
+        (info.map_size, (info.last_page_number + 1) * page)
+    }
+
+    /// Grows the map to at least `wanted` bytes, waiting for open transactions to close.
+    /// Called with the writer lock held, so no write transaction is open.
+    fn grow_to(&self, wanted: usize) -> Result<()> {
+        let (current, _) = self.map_usage();
+        if wanted <= current {
+            return Ok(());
+        }
+        let new_size = round_up(wanted.max(current.saturating_add(self.options.map_growth)));
+        self.resize_pending.store(true, Ordering::Release);
+        let since = Instant::now();
+        let result = loop {
+            match self.gate.try_write() {
+                Ok(_exclusive) => {
+                    // SAFETY: the exclusive gate guarantees that no transaction of this process
+                    // is open (every transaction holds the gate shared for its whole life), which
+                    // is mdb_env_set_mapsize's requirement.
+                    break unsafe { self.env.resize(new_size) }.map_err(lmdb_err);
+                }
+                Err(_) if since.elapsed() > self.options.resize_wait => {
+                    break Err(Error::backend(
+                        ENGINE,
+                        format!(
+                            "the map is full ({current} bytes) and could not grow because read \
+                             transactions (snapshots) stayed open for {:?}",
+                            self.options.resize_wait
+                        ),
+                    ));
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+            }
+        };
+        self.resize_pending.store(false, Ordering::Release);
+        if result.is_ok() {
+            tracing::info!(from = current, to = new_size, "grew the LMDB map");
+        }
+        result
+    }
+
+    /// One attempt at committing `batch` in one write transaction.
+    fn write_once(&self, batch: &WriteBatch, nosync: &mut bool, bulk: bool) -> Result<(), Attempt> {
+        if *nosync != bulk {
+            let mode = if bulk {
+                FlagSetMode::Enable
+            } else {
+                FlagSetMode::Disable
+            };
+            // SAFETY: MDB_NOSYNC may be toggled on an open environment (mdb_env_set_flags); we
+            // hold the writer lock, so no commit of ours runs meanwhile. Its only effect is on
+            // durability against power loss, which `Durability::Bulk` accepts by contract.
+            unsafe { self.env.set_flags(EnvFlags::NO_SYNC, mode) }?;
+            *nosync = bulk;
+        }
+        let _gate = self.enter();
+        let mut wtxn = self.env.write_txn()?;
+        for op in batch.ops() {
+            let db = self.db(op.table()).map_err(Attempt::Failed)?;
+            match op {
+                Op::Put { key, value, .. } => db.put(&mut wtxn, key, value)?,
+                Op::Delete { key, .. } => {
+                    db.delete(&mut wtxn, key)?;
+                }
+                Op::DeleteRange { start, end, .. } => {
+                    if start < end {
+                        let range = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
+                        db.delete_range(&mut wtxn, &range)?;
+                    }
+                }
+            }
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+}
+
+impl Store for LmdbStore {
+    fn engine(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn tables(&self) -> &[Table] {
+        &self.tables
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn anode_store::ReadView + '_>> {
+        Ok(Box::new(LmdbSnapshot::new(self)?))
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        batch.validate(|t| table_known(&self.tables, t))?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut nosync = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Copy-on-write: a batch may dirty about twice its payload in pages (leaves, their
+        // branch paths, the free list). Grow before starting when that would come close to the
+        // end of the map, so that MDB_MAP_FULL stays the exception.
+        let (map_size, used) = self.map_usage();
+        let needed = used
+            .saturating_add(batch.payload_bytes().saturating_mul(2))
+            .saturating_add(self.options.map_growth / 4);
+        if needed > map_size {
+            self.grow_to(needed)?;
+        }
+        let bulk = durability == Durability::Bulk;
+        for _ in 0..64 {
+            match self.write_once(&batch, &mut nosync, bulk) {
+                Ok(()) => return Ok(()),
+                Err(Attempt::Failed(e)) => return Err(e),
+                // The aborted transaction left nothing behind; grow by one step and retry.
+                Err(Attempt::MapFull) => {
+                    self.map_full_retries.fetch_add(1, Ordering::Relaxed);
+                    let (map_size, _) = self.map_usage();
+                    self.grow_to(map_size.saturating_add(self.options.map_growth))?;
+                }
+            }
+        }
+        Err(Error::backend(
+            ENGINE,
+            "the map stayed full after 64 resizes; is LmdbOptions::map_growth zero?",
+        ))
+    }
+
+    fn sync(&self) -> Result<()> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.env.force_sync().map_err(lmdb_err)
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let _gate = self.enter();
+        let rtxn = self.env.read_txn().map_err(lmdb_err)?;
+        let mut tables = Vec::with_capacity(self.tables.len());
+        for (t, db) in self.tables.iter().zip(&self.dbs) {
+            tables.push(TableStats {
+                name: t.name.to_string(),
+                rows: db.len(&rtxn).map_err(lmdb_err)?,
+                rows_exact: true,
+            });
+        }
+        drop(rtxn);
+        let (map_size, used) = self.map_usage();
+        let info = self.env.info();
+        Ok(StoreStats {
+            engine: ENGINE,
+            disk_bytes: marker::disk_usage(&self.path)?,
+            tables,
+            engine_counters: vec![
+                ("map_size".into(), map_size as u64),
+                ("map_used_bytes".into(), used as u64),
+                ("page_size".into(), self.env.stat().page_size.into()),
+                ("readers".into(), info.number_of_readers.into()),
+                ("last_txn_id".into(), info.last_txn_id as u64),
+                (
+                    "map_full_retries".into(),
+                    self.map_full_retries.load(Ordering::Relaxed),
+                ),
+            ],
+        })
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
