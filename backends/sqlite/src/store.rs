@@ -1,0 +1,276 @@
+//! The SQLite store: connections, tables, batches, durability.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anode_store::{
+    marker, table_known, Durability, Error, Op, Result, Store, StoreStats, Table, TableStats,
+    WriteBatch,
+};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::read::{Reader, SqliteSnapshot};
+use crate::sql::TableSql;
+use crate::{SqliteOptions, DB_FILE, ENGINE};
+
+pub(crate) fn sqlite_err(e: rusqlite::Error) -> Error {
+    Error::backend(ENGINE, e)
+}
+
+/// Statements every connection may prepare, plus ours per table and per scan shape.
+const STATEMENT_CACHE: usize = 256;
+
+/// The writer connection and the `synchronous` level it is set to.
+struct Writer {
+    conn: Connection,
+    durability: Durability,
+}
+
+/// An [`anode_store::Store`] on SQLite: `anode.sqlite` in WAL mode, one `WITHOUT ROWID` table per
+/// logical table.
+///
+/// * Writes: one `BEGIN IMMEDIATE` transaction per batch on the single writer connection, with
+///   cached prepared statements. `Durability::Sync` commits with `synchronous = FULL` (the WAL is
+///   fsynced at each commit); `Durability::Bulk` with `synchronous = NORMAL` (no fsync at commit;
+///   WAL mode stays consistent after any crash, and a power loss can only drop the latest
+///   commits). [`Store::sync`] fsyncs the WAL and the database file.
+/// * Reads: pooled reader connections; scans page with `ORDER BY k LIMIT`; a snapshot is a
+///   reader holding a read transaction.
+pub struct SqliteStore {
+    writer: Mutex<Writer>,
+    pub(crate) idle_readers: Mutex<Vec<Connection>>,
+    pub(crate) sql: Vec<TableSql>,
+    tables: Vec<Table>,
+    path: PathBuf,
+    pub(crate) options: SqliteOptions,
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the SQLite store in directory `path` with `tables`.
+    pub fn open(path: &Path, tables: &[Table], options: SqliteOptions) -> Result<SqliteStore> {
+        marker::prepare_dir(path, ENGINE)?;
+        let file = path.join(DB_FILE);
+        let conn = Connection::open_with_flags(
+            &file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(sqlite_err)?;
+        // page_size only takes effect on a new, empty file; it is harmless afterwards.
+        conn.pragma_update(None, "page_size", options.page_size)
+            .map_err(sqlite_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(sqlite_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::backend(
+                ENGINE,
+                format!(
+                    "{} refused WAL mode (journal_mode is {mode})",
+                    file.display()
+                ),
+            ));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite_err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)
+            .map_err(sqlite_err)?;
+        configure(&conn, options.writer_cache_kib, &options)?;
+
+        let sql: Vec<TableSql> = tables.iter().map(|t| TableSql::new(t.name)).collect();
+        let mut create = String::from("BEGIN;");
+        for s in &sql {
+            create.push_str(&s.create);
+            create.push(';');
+        }
+        create.push_str("COMMIT;");
+        conn.execute_batch(&create).map_err(sqlite_err)?;
+
+        Ok(SqliteStore {
+            writer: Mutex::new(Writer {
+                conn,
+                durability: Durability::Sync,
+            }),
+            idle_readers: Mutex::new(Vec::new()),
+            sql,
+            tables: tables.to_vec(),
+            path: path.to_path_buf(),
+            options,
+        })
+    }
+
+    pub(crate) fn table_sql(&self, table: &str) -> Result<&TableSql> {
+        self.tables
+            .iter()
+            .position(|t| t.name == table)
+            .map(|i| &self.sql[i])
+            .ok_or_else(|| Error::UnknownTable(table.to_string()))
+    }
+
+    /// A new reader connection: read-write at the file level (WAL readers write to the shared
+    /// memory index) but `query_only`, so it can never modify the database.
+    pub(crate) fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            self.path.join(DB_FILE),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
+        conn.busy_timeout(self.options.busy_timeout)
+            .map_err(sqlite_err)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(sqlite_err)?;
+        configure(&conn, self.options.reader_cache_kib, &self.options)?;
+        Ok(conn)
+    }
+
+    fn reader(&self) -> Result<Reader<'_>> {
+        Reader::take(self)
+    }
+}
+
+/// Settings shared by the writer and the readers.
+fn configure(conn: &Connection, cache_kib: u32, options: &SqliteOptions) -> Result<()> {
+    // A negative cache_size is in KiB rather than pages.
+    conn.pragma_update(None, "cache_size", -i64::from(cache_kib))
+        .map_err(sqlite_err)?;
+    conn.pragma_update(
+        None,
+        "mmap_size",
+        i64::try_from(options.mmap_size).unwrap_or(i64::MAX),
+    )
+    .map_err(sqlite_err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sqlite_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+fn apply(tx: &Connection, sql: &TableSql, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Put { key, value, .. } => {
+            tx.prepare_cached(&sql.put)?.execute((key, value))?;
+        }
+        Op::Delete { key, .. } => {
+            tx.prepare_cached(&sql.delete)?.execute((key,))?;
+        }
+        Op::DeleteRange { start, end, .. } => {
+            if start < end {
+                tx.prepare_cached(&sql.delete_range)?
+                    .execute((start, end))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn engine(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn tables(&self) -> &[Table] {
+        &self.tables
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn anode_store::ReadView + '_>> {
+        Ok(Box::new(SqliteSnapshot::new(self.reader()?)?))
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        batch.validate(|t| table_known(&self.tables, t))?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if writer.durability != durability {
+            let level = match durability {
+                Durability::Sync => "FULL",
+                Durability::Bulk => "NORMAL",
+            };
+            writer
+                .conn
+                .pragma_update(None, "synchronous", level)
+                .map_err(sqlite_err)?;
+            writer.durability = durability;
+        }
+        let tx = writer
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err)?;
+        for op in batch.ops() {
+            // validate() checked every table, so table_sql cannot fail here.
+            apply(&tx, self.table_sql(op.table())?, op).map_err(sqlite_err)?;
+        }
+        // Dropping an uncommitted transaction (on any error above) rolls it back.
+        tx.commit().map_err(sqlite_err)
+    }
+
+    fn sync(&self) -> Result<()> {
+        // Under synchronous=NORMAL, commits are written to the WAL without fsync, and every
+        // checkpoint fsyncs the WAL before and the database after copying. So fsyncing the WAL
+        // (and the database, for a checkpoint in flight) makes every commit so far durable,
+        // exactly as a FULL commit would have. The writer lock keeps commits out meanwhile.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for name in [format!("{DB_FILE}-wal"), DB_FILE.to_string()] {
+            let file = self.path.join(name);
+            match std::fs::File::open(&file) {
+                Ok(f) => f.sync_all().map_err(|e| Error::io(&file, e))?,
+                // A WAL that a checkpoint truncated away holds nothing to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&file, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn compact(&self) -> Result<()> {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // VACUUM rebuilds the file without free pages and with B-trees in order; the
+        // checkpoint then moves everything out of the WAL and truncates it.
+        writer.conn.execute_batch("VACUUM;").map_err(sqlite_err)?;
+        writer
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(sqlite_err)
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let reader = self.reader()?;
+        let conn = reader.conn();
+        let mut tables = Vec::with_capacity(self.tables.len());
+        for (t, sql) in self.tables.iter().zip(&self.sql) {
+            let rows: i64 = conn
+                .query_row(&sql.count, [], |row| row.get(0))
+                .map_err(sqlite_err)?;
+            tables.push(TableStats {
+                name: t.name.to_string(),
+                rows: rows.try_into().unwrap_or(0),
+                rows_exact: true,
+            });
+        }
+        let pragma = |name: &str| -> Result<u64> {
+            let v: i64 = conn
+                .pragma_query_value(None, name, |row| row.get(0))
+                .map_err(sqlite_err)?;
+            Ok(v.try_into().unwrap_or(0))
+        };
+        let engine_counters = vec![
+            ("page_size".to_string(), pragma("page_size")?),
+            ("page_count".to_string(), pragma("page_count")?),
+            ("freelist_count".to_string(), pragma("freelist_count")?),
+        ];
+        Ok(StoreStats {
+            engine: ENGINE,
+            disk_bytes: marker::disk_usage(&self.path)?,
+            tables,
+            engine_counters,
+        })
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
