@@ -1,0 +1,320 @@
+//! Block encoder for chain simulators, driven by the same kinds as the parser.
+
+use crate::coin::GenericCoin;
+use crate::header::{self, HeaderLayout};
+use crate::params::{NetworkParams, TxFormat};
+use crate::reader::write_varint;
+use crate::script::push_data;
+use crate::{merkle_root, BlockEncoder, Coin, Error, Hash32, OutPoint, TxOut};
+
+/// Header fields of a block to build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockTemplate {
+    /// Block version (for AuxPoW coins bit 8 is cleared: no merged-mining proof).
+    pub version: u32,
+    pub prev_hash: Hash32,
+    pub time: u32,
+    /// Compact target; regtest's `0x207fffff` needs about two attempts.
+    pub bits: u32,
+    /// Height of the block (selects the header size where it is scheduled).
+    pub height: u32,
+}
+
+/// A serialized transaction and its txid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedTx {
+    pub raw: Vec<u8>,
+    pub txid: Hash32,
+}
+
+/// A serialized block with what callers would otherwise re-parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedBlock {
+    pub raw: Vec<u8>,
+    /// Block hash, internal byte order.
+    pub hash: Hash32,
+    /// The header bytes (as served).
+    pub header: Vec<u8>,
+    pub txids: Vec<Hash32>,
+}
+
+/// Encoder for the Bitcoin-like families.
+pub(crate) struct GenericEncoder {
+    coin: Box<GenericCoin>,
+}
+
+const MAX_GRIND: u32 = 50_000_000;
+
+impl GenericEncoder {
+    /// Whether the network's kinds can be encoded.
+    pub(crate) fn supports(p: &NetworkParams) -> bool {
+        let format_ok = !matches!(p.tx_format, TxFormat::Decred);
+        let header_ok = match p.header.layout {
+            HeaderLayout::Fixed => p.header.size == 80 && p.header.size_schedule.is_empty(),
+            HeaderLayout::Auxpow => p.header.size == 80,
+            HeaderLayout::Equihash => p.header.size == 140,
+            _ => false,
+        };
+        format_ok && header_ok && p.hash_available()
+    }
+
+    pub(crate) fn new(p: &NetworkParams) -> Self {
+        GenericEncoder {
+            coin: Box::new(GenericCoin::without_encoder(p.clone())),
+        }
+    }
+
+    fn format(&self) -> TxFormat {
+        self.coin.params().tx_format
+    }
+
+    fn segwit(&self) -> bool {
+        matches!(
+            self.format(),
+            TxFormat::Segwit
+                | TxFormat::LitecoinMweb
+                | TxFormat::TimeSegwit
+                | TxFormat::Navcoin
+                | TxFormat::BitcoinDiamond
+        )
+    }
+
+    /// Version, and the time field where the format puts one after the version.
+    fn write_prefix(&self, out: &mut Vec<u8>) {
+        let (version, time) = match self.format() {
+            TxFormat::Time
+            | TxFormat::TimeSegwit
+            | TxFormat::Navcoin
+            | TxFormat::Trezarcoin
+            | TxFormat::Blackcoin
+            | TxFormat::Electra
+            | TxFormat::Eccoin
+            | TxFormat::Simplicity
+            | TxFormat::Tokenpay => (1u32, true),
+            TxFormat::Reddcoin | TxFormat::Pivx | TxFormat::Zcoin | TxFormat::Zcash => (1, false),
+            _ => (2, false),
+        };
+        out.extend_from_slice(&version.to_le_bytes());
+        if time {
+            out.extend_from_slice(&0u32.to_le_bytes());
+        }
+    }
+
+    fn finish(&self, raw: Vec<u8>) -> Result<EncodedTx, Error> {
+        let tx = self.coin.parse_tx(&raw)?;
+        Ok(EncodedTx { raw, txid: tx.txid })
+    }
+
+    fn write_outputs(out: &mut Vec<u8>, outputs: &[TxOut]) {
+        write_varint(out, outputs.len() as u64);
+        for o in outputs {
+            out.extend_from_slice(&o.value.to_le_bytes());
+            write_varint(out, o.script.len() as u64);
+            out.extend_from_slice(&o.script);
+        }
+    }
+}
+
+/// Minimal CScriptNum encoding of a height (BIP34).
+fn script_num(n: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut n = n;
+    while n > 0 {
+        v.push((n & 0xff) as u8);
+        n >>= 8;
+    }
+    if v.last().is_some_and(|b| b & 0x80 != 0) {
+        v.push(0);
+    }
+    v
+}
+
+fn dummy_sig() -> Vec<u8> {
+    let mut sig = vec![0x30, 0x44, 0x02, 0x20];
+    sig.extend_from_slice(&[0x11; 32]);
+    sig.extend_from_slice(&[0x02, 0x20]);
+    sig.extend_from_slice(&[0x22; 32]);
+    sig.push(0x01);
+    sig
+}
+
+fn dummy_pubkey() -> Vec<u8> {
+    let mut pk = vec![0x02];
+    pk.extend_from_slice(&[0x33; 32]);
+    pk
+}
+
+/// Compact bits to a 256-bit little-endian target.
+fn target_from_bits(bits: u32) -> [u8; 32] {
+    let exp = (bits >> 24) as usize;
+    let mant = bits & 0x007f_ffff;
+    let mut t = [0u8; 32];
+    let m = mant.to_le_bytes();
+    for (i, &b) in m.iter().take(3).enumerate() {
+        let pos = (exp + i).checked_sub(3);
+        if let Some(p) = pos.filter(|&p| p < 32) {
+            t[p] = b;
+        } else if pos.is_none() {
+            // exponent below 3: mantissa shifted right
+            let shift = 3 - exp;
+            if i >= shift {
+                t[i - shift] = b;
+            }
+        }
+    }
+    t
+}
+
+fn meets_target(hash: &Hash32, target: &[u8; 32]) -> bool {
+    for i in (0..32).rev() {
+        if hash[i] != target[i] {
+            return hash[i] < target[i];
+        }
+    }
+    true
+}
+
+impl BlockEncoder for GenericEncoder {
+    fn coinbase(
+        &self,
+        height: u32,
+        extra_nonce: u32,
+        outputs: &[TxOut],
+    ) -> Result<EncodedTx, Error> {
+        let mut out = Vec::with_capacity(128);
+        self.write_prefix(&mut out);
+        write_varint(&mut out, 1);
+        out.extend_from_slice(&[0; 32]);
+        out.extend_from_slice(&u32::MAX.to_le_bytes());
+        let mut sig = Vec::new();
+        let num = script_num(height);
+        if num.is_empty() {
+            sig.push(0x00);
+        } else {
+            push_data(&mut sig, &num);
+        }
+        push_data(&mut sig, &extra_nonce.to_le_bytes());
+        write_varint(&mut out, sig.len() as u64);
+        out.extend_from_slice(&sig);
+        out.extend_from_slice(&u32::MAX.to_le_bytes());
+        Self::write_outputs(&mut out, outputs);
+        out.extend_from_slice(&0u32.to_le_bytes());
+        self.finish(out)
+    }
+
+    fn spend(&self, inputs: &[OutPoint], outputs: &[TxOut]) -> Result<EncodedTx, Error> {
+        if inputs.is_empty() {
+            return Err(Error::Unsupported(
+                "a spend needs at least one input".into(),
+            ));
+        }
+        let segwit = self.segwit();
+        let mut out = Vec::with_capacity(64 + inputs.len() * 110 + outputs.len() * 40);
+        self.write_prefix(&mut out);
+        if segwit {
+            out.extend_from_slice(&[0x00, 0x01]);
+        }
+        write_varint(&mut out, inputs.len() as u64);
+        for i in inputs {
+            out.extend_from_slice(&i.txid);
+            out.extend_from_slice(&i.vout.to_le_bytes());
+            if segwit {
+                out.push(0);
+            } else {
+                let mut s = Vec::new();
+                push_data(&mut s, &dummy_sig());
+                push_data(&mut s, &dummy_pubkey());
+                write_varint(&mut out, s.len() as u64);
+                out.extend_from_slice(&s);
+            }
+            out.extend_from_slice(&0xffff_fffeu32.to_le_bytes());
+        }
+        Self::write_outputs(&mut out, outputs);
+        if segwit {
+            let mut wit = vec![2u8];
+            for item in [dummy_sig(), dummy_pubkey()] {
+                write_varint(&mut wit, item.len() as u64);
+                wit.extend_from_slice(&item);
+            }
+            for _ in inputs {
+                out.extend_from_slice(&wit);
+            }
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        self.finish(out)
+    }
+
+    fn block(&self, t: &BlockTemplate, txs: &[EncodedTx]) -> Result<EncodedBlock, Error> {
+        let p = self.coin.params();
+        let txids: Vec<Hash32> = txs.iter().map(|t| t.txid).collect();
+        let merkle = merkle_root(&txids);
+        let mut hdr = Vec::with_capacity(1500);
+        let version = match p.header.layout {
+            HeaderLayout::Auxpow => t.version & !0x100,
+            _ => t.version,
+        };
+        hdr.extend_from_slice(&version.to_le_bytes());
+        hdr.extend_from_slice(&t.prev_hash);
+        hdr.extend_from_slice(&merkle);
+        let equihash = p.header.layout == HeaderLayout::Equihash;
+        if equihash {
+            let mut reserved = [0u8; 32];
+            if p.header.fork_height.is_some() {
+                reserved[..4].copy_from_slice(&t.height.to_le_bytes());
+            }
+            hdr.extend_from_slice(&reserved);
+        }
+        hdr.extend_from_slice(&t.time.to_le_bytes());
+        hdr.extend_from_slice(&t.bits.to_le_bytes());
+        let nonce_at = hdr.len();
+        hdr.extend_from_slice(&[0u8; 4]);
+        if equihash {
+            hdr.extend_from_slice(&[0u8; 28]);
+            hdr.push(0); // empty solution
+        }
+        debug_assert_eq!(
+            header::served_len_at(&p.header, t.height).unwrap_or(hdr.len()),
+            hdr.len()
+        );
+        let target = target_from_bits(t.bits);
+        let mut found = None;
+        for nonce in 0..MAX_GRIND {
+            hdr[nonce_at..nonce_at + 4].copy_from_slice(&nonce.to_le_bytes());
+            let h = self.coin.header_hash(&hdr)?;
+            if meets_target(&h, &target) {
+                found = Some(h);
+                break;
+            }
+        }
+        let hash = found
+            .ok_or_else(|| Error::Unsupported(format!("no nonce meets bits {:#010x}", t.bits)))?;
+        let mut raw = hdr.clone();
+        write_varint(&mut raw, txs.len() as u64);
+        for tx in txs {
+            raw.extend_from_slice(&tx.raw);
+        }
+        Ok(EncodedBlock {
+            raw,
+            hash,
+            header: hdr,
+            txids,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = target_from_bits(0x1d00ffff);
+        assert_eq!(t[26], 0xff);
+        assert_eq!(t[27], 0xff);
+        assert_eq!(t[28], 0x00);
+        let t = target_from_bits(0x207fffff);
+        assert_eq!(t[31], 0x7f);
+        assert!(meets_target(&[0; 32], &t));
+        assert!(!meets_target(&[0xff; 32], &t));
+    }
+}

@@ -1,0 +1,225 @@
+//! Hash functions: SHA-256(d) always; the others behind cargo features.
+
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Hash32};
+
+/// SHA-256.
+pub fn sha256(data: &[u8]) -> Hash32 {
+    Sha256::digest(data).into()
+}
+
+/// SHA-256 applied twice.
+pub fn sha256d(data: &[u8]) -> Hash32 {
+    Sha256::digest(Sha256::digest(data)).into()
+}
+
+/// SHA-256d of the concatenation of `parts`, without copying them together.
+pub fn sha256d_parts(parts: &[&[u8]]) -> Hash32 {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    Sha256::digest(h.finalize()).into()
+}
+
+/// Single SHA-256 of the concatenation of `parts`.
+pub fn sha256_parts(parts: &[&[u8]]) -> Hash32 {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// A block-hash (or checksum) algorithm, by its data-file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashAlgo {
+    /// `sha256d`
+    Sha256d,
+    /// `sha256`
+    Sha256,
+    /// `scrypt`: scrypt(N=1024, r=1, p=1), header as password and salt, 32 bytes.
+    Scrypt,
+    /// `groestl512d`: Groestl-512 twice, first 32 bytes.
+    Groestl512d,
+    /// `x11`
+    X11,
+    /// `blake256`: BLAKE-256 (14 rounds), once.
+    Blake256,
+    /// `blake256d`: BLAKE-256 twice (Decred address checksum).
+    Blake256d,
+    /// `keccak256`: original Keccak-256.
+    Keccak256,
+    /// `blake2s-trezarcoin`: keyed BLAKE2s-256 over header ‖ merkle root.
+    Blake2sTrezarcoin,
+    /// `quark`
+    Quark,
+    /// `x13`
+    X13,
+    /// `x16r`
+    X16r,
+    /// `x16rv2`
+    X16rv2,
+    /// `kawpow`
+    Kawpow,
+    /// `xevan`
+    Xevan,
+    /// `nist5`
+    Nist5,
+    /// `tribus`
+    Tribus,
+    /// `x11-gost`
+    X11Gost,
+    /// `yespower`
+    Yespower,
+    /// `genesis`: the network's genesis hash as a constant (EXOS's old headers).
+    Genesis,
+}
+
+const NAMES: &[(&str, HashAlgo)] = &[
+    ("sha256d", HashAlgo::Sha256d),
+    ("sha256", HashAlgo::Sha256),
+    ("scrypt", HashAlgo::Scrypt),
+    ("groestl512d", HashAlgo::Groestl512d),
+    ("x11", HashAlgo::X11),
+    ("blake256", HashAlgo::Blake256),
+    ("blake256d", HashAlgo::Blake256d),
+    ("keccak256", HashAlgo::Keccak256),
+    ("blake2s-trezarcoin", HashAlgo::Blake2sTrezarcoin),
+    ("quark", HashAlgo::Quark),
+    ("x13", HashAlgo::X13),
+    ("x16r", HashAlgo::X16r),
+    ("x16rv2", HashAlgo::X16rv2),
+    ("kawpow", HashAlgo::Kawpow),
+    ("xevan", HashAlgo::Xevan),
+    ("nist5", HashAlgo::Nist5),
+    ("tribus", HashAlgo::Tribus),
+    ("x11-gost", HashAlgo::X11Gost),
+    ("yespower", HashAlgo::Yespower),
+    ("genesis", HashAlgo::Genesis),
+];
+
+impl HashAlgo {
+    /// Parses a data-file name.
+    pub fn from_name(s: &str) -> Option<HashAlgo> {
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|(_, a)| *a)
+    }
+
+    /// The data-file name.
+    pub fn name(self) -> &'static str {
+        NAMES
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+
+    /// Whether this build can compute the algorithm.
+    #[allow(clippy::match_like_matches_macro)]
+    pub fn available(self) -> bool {
+        match self {
+            HashAlgo::Sha256d | HashAlgo::Sha256 | HashAlgo::Genesis => true,
+            HashAlgo::Scrypt => cfg!(feature = "scrypt"),
+            HashAlgo::Groestl512d => cfg!(feature = "groestl"),
+            HashAlgo::Blake256 | HashAlgo::Blake256d => cfg!(feature = "decred"),
+            HashAlgo::Keccak256 => cfg!(feature = "keccak"),
+            HashAlgo::Blake2sTrezarcoin => cfg!(feature = "blake2s"),
+            _ => false,
+        }
+    }
+
+    /// The cargo feature that provides the algorithm, if any.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            HashAlgo::Scrypt => Some("scrypt"),
+            HashAlgo::Groestl512d => Some("groestl"),
+            HashAlgo::Blake256 | HashAlgo::Blake256d => Some("decred"),
+            HashAlgo::Keccak256 => Some("keccak"),
+            HashAlgo::Blake2sTrezarcoin => Some("blake2s"),
+            _ => None,
+        }
+    }
+
+    /// Computes the algorithm over `data`. [`HashAlgo::Genesis`] is handled by the
+    /// caller (it needs the network) and is unavailable here.
+    pub fn compute(self, data: &[u8]) -> Result<Hash32, Error> {
+        match self {
+            HashAlgo::Sha256d => Ok(sha256d(data)),
+            HashAlgo::Sha256 => Ok(sha256(data)),
+            #[cfg(feature = "scrypt")]
+            HashAlgo::Scrypt => scrypt_1024(data),
+            #[cfg(feature = "groestl")]
+            HashAlgo::Groestl512d => Ok(groestl512d(data)),
+            #[cfg(feature = "decred")]
+            HashAlgo::Blake256 => Ok(blake256(data)),
+            #[cfg(feature = "decred")]
+            HashAlgo::Blake256d => Ok(blake256(&blake256(data))),
+            #[cfg(feature = "keccak")]
+            HashAlgo::Keccak256 => Ok(keccak256(data)),
+            #[cfg(feature = "blake2s")]
+            HashAlgo::Blake2sTrezarcoin => blake2s_trezarcoin(data),
+            other => Err(Error::HashUnavailable(other.name().to_string())),
+        }
+    }
+}
+
+#[cfg(feature = "scrypt")]
+fn scrypt_1024(data: &[u8]) -> Result<Hash32, Error> {
+    let params =
+        scrypt::Params::new(10, 1, 1, 32).map_err(|_| Error::HashUnavailable("scrypt".into()))?;
+    let mut out = [0u8; 32];
+    scrypt::scrypt(data, data, &params, &mut out)
+        .map_err(|_| Error::HashUnavailable("scrypt".into()))?;
+    Ok(out)
+}
+
+#[cfg(feature = "groestl")]
+fn groestl512d(data: &[u8]) -> Hash32 {
+    use groestl::Groestl512;
+    let first = Groestl512::digest(data);
+    let second = Groestl512::digest(first);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&second[..32]);
+    out
+}
+
+/// BLAKE-256 (14 rounds), as Decred uses it.
+#[cfg(feature = "decred")]
+pub fn blake256(data: &[u8]) -> Hash32 {
+    use blake_hash::Digest as _;
+    let mut h = blake_hash::Blake256::new();
+    h.update(data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&h.finalize());
+    out
+}
+
+#[cfg(feature = "keccak")]
+fn keccak256(data: &[u8]) -> Hash32 {
+    sha3::Keccak256::digest(data).into()
+}
+
+#[cfg(feature = "blake2s")]
+fn blake2s_trezarcoin(header: &[u8]) -> Result<Hash32, Error> {
+    use blake2::digest::{KeyInit, Mac};
+    if header.len() < 80 {
+        return Err(Error::Malformed {
+            height: None,
+            offset: header.len(),
+            what: "Trezarcoin header shorter than 80 bytes",
+        });
+    }
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(&header[58..68]);
+    key.extend_from_slice(&header[68..80]);
+    key.extend_from_slice(&header[36..46]);
+    let mut mac = <blake2::Blake2sMac256 as KeyInit>::new_from_slice(&key)
+        .map_err(|_| Error::HashUnavailable("blake2s-trezarcoin".into()))?;
+    mac.update(header);
+    mac.update(&header[36..68]);
+    Ok(mac.finalize().into_bytes().into())
+}
