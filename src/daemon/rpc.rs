@@ -208,10 +208,13 @@ impl RpcDaemon {
                             None => return Ok(answer),
                         },
                         // "Work queue depth exceeded" and other overload pages are plain text.
-                        Err(_) if status.is_server_error() => DaemonError::Unreachable {
-                            url: endpoint.base.to_string(),
-                            reason: format!("HTTP {status}: {}", text.trim()),
-                        },
+                        Err(_) if status.is_server_error() => {
+                            self.fail_over(index);
+                            DaemonError::Unreachable {
+                                url: endpoint.base.to_string(),
+                                reason: format!("HTTP {status}: {}", text.trim()),
+                            }
+                        }
                         Err(e) => {
                             return Err(DaemonError::BadResponse {
                                 method: method.to_string(),

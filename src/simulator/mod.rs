@@ -1,0 +1,21 @@
+//! The chain simulator: a built-in node serving a deterministic, seeded chain in the coin's own
+//! block format, for tests, the demo, the conformance suite and the benchmarks. It speaks the
+//! node's JSON-RPC and REST over HTTP ([`serve`]) and implements [`crate::daemon::DaemonApi`]
+//! in-process ([`SimDaemon`]). It never replaces a real node in production.
+
+mod chain;
+mod control;
+mod daemon;
+mod profile;
+mod rpc;
+mod server;
+
+pub use chain::{SimBlock, SimChain, SimError, SimTx, BLOCK_REWARD, REGTEST_BITS};
+pub use control::{Rejection, Simulator};
+pub use daemon::SimDaemon;
+pub use profile::Profile;
+pub use rpc::dispatch;
+pub use server::{serve, Auth, SimServer};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! The simulator's HTTP listener: JSON-RPC (single and batch) with optional basic auth, and
+//! Bitcoin Core's REST block and chain-info endpoints. Outages close the listener so clients
+//! see "connection refused", as with a stopped node.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::control::Simulator;
+use super::rpc::dispatch;
+use crate::daemon::hash_from_hex;
+
+/// Credentials the simulated node demands, if any.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// `user:password` accepted in HTTP basic auth
+    pub user_pass: Option<String>,
+}
+
+/// A running simulator listener.
+pub struct SimServer {
+    /// where it listens
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+}
+
+impl SimServer {
+    /// The JSON-RPC URL with credentials, for `DAEMON_URL`.
+    pub fn url(&self, auth: &Auth) -> String {
+        match &auth.user_pass {
+            Some(up) => format!("http://{up}@{}/", self.addr),
+            None => format!("http://{}/", self.addr),
+        }
+    }
+
+    /// Stops listening.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves `sim` on `addr` (port 0 picks a free one) until the returned server is stopped.
+pub async fn serve(sim: Simulator, addr: SocketAddr, auth: Auth) -> std::io::Result<SimServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut listener = Some(listener);
+        loop {
+            let Some(active) = listener.as_ref() else {
+                // In an outage: stay closed until it ends, then listen again on the same port.
+                if let Some(ends) = sim.outage_ends() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(ends.into()) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+                match TcpListener::bind(addr).await {
+                    Ok(l) => listener = Some(l),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+                continue;
+            };
+            let accepted = tokio::select! {
+                a = active.accept() => a,
+                _ = stopped.changed() => return,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            if sim.in_outage() {
+                drop(stream);
+                listener = None;
+                continue;
+            }
+            let (sim, auth) = (sim.clone(), auth.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req| handle(sim.clone(), auth.clone(), req));
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    debug!(error = %e, "simulator connection ended");
+                }
+            });
+        }
+    });
+    Ok(SimServer { addr, shutdown })
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+fn authorized(auth: &Auth, req: &Request<Incoming>) -> bool {
+    let Some(expected) = &auth.user_pass else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    given.as_deref() == Some(expected.as_bytes())
+}
+
+fn call(sim: &Simulator, request: &Value) -> Value {
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+    let params = match request.get("params") {
+        Some(Value::Array(p)) => p.clone(),
+        _ => Vec::new(),
+    };
+    match dispatch(sim, method, &params) {
+        Ok(result) => json!({"result": result, "error": null, "id": id}),
+        Err((code, message)) => {
+            json!({"result": null, "error": {"code": code, "message": message}, "id": id})
+        }
+    }
+}
+
+async fn handle(
+    sim: Simulator,
+    auth: Auth,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if sim.in_outage() {
+        // Keep-alive connections opened before the outage end here too.
+        return Ok(respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "node stopped",
+        ));
+    }
+    let path = req.uri().path().to_string();
+    if req.method() == hyper::Method::GET {
+        // REST needs no authentication, as in Bitcoin Core.
+        if let Some(hash) = path
+            .strip_prefix("/rest/block/")
+            .and_then(|p| p.strip_suffix(".bin"))
+        {
+            let raw = hash_from_hex(hash)
+                .and_then(|h| sim.with_chain(|c| c.block_by_hash(&h).map(|b| b.raw.clone())));
+            return Ok(match raw {
+                Some(raw) => respond(StatusCode::OK, "application/octet-stream", raw),
+                None => respond(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    format!("{hash} not found"),
+                ),
+            });
+        }
+        if path == "/rest/chaininfo.json" {
+            let info = dispatch(&sim, "getblockchaininfo", &[]).unwrap_or(Value::Null);
+            return Ok(respond(
+                StatusCode::OK,
+                "application/json",
+                info.to_string(),
+            ));
+        }
+        return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found"));
+    }
+    if !authorized(&auth, &req) {
+        return Ok(respond(StatusCode::UNAUTHORIZED, "text/plain", ""));
+    }
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "unreadable body",
+            ))
+        }
+    };
+    let answer = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(batch)) => Value::Array(batch.iter().map(|r| call(&sim, r)).collect()),
+        Ok(single) => call(&sim, &single),
+        Err(e) => {
+            json!({"result": null, "error": {"code": -32700, "message": format!("Parse error: {e}")}, "id": null})
+        }
+    };
+    Ok(respond(
+        StatusCode::OK,
+        "application/json",
+        answer.to_string(),
+    ))
+}
