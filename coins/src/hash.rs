@@ -128,6 +128,7 @@ impl HashAlgo {
             HashAlgo::Blake256 | HashAlgo::Blake256d => cfg!(feature = "decred"),
             HashAlgo::Keccak256 => cfg!(feature = "keccak"),
             HashAlgo::Blake2sTrezarcoin => cfg!(feature = "blake2s"),
+            HashAlgo::X11 => cfg!(feature = "x11"),
             _ => false,
         }
     }
@@ -140,6 +141,7 @@ impl HashAlgo {
             HashAlgo::Blake256 | HashAlgo::Blake256d => Some("decred"),
             HashAlgo::Keccak256 => Some("keccak"),
             HashAlgo::Blake2sTrezarcoin => Some("blake2s"),
+            HashAlgo::X11 => Some("x11"),
             _ => None,
         }
     }
@@ -162,7 +164,12 @@ impl HashAlgo {
             HashAlgo::Keccak256 => Ok(keccak256(data)),
             #[cfg(feature = "blake2s")]
             HashAlgo::Blake2sTrezarcoin => blake2s_trezarcoin(data),
-            other => Err(Error::HashUnavailable(other.name().to_string())),
+            #[cfg(feature = "x11")]
+            HashAlgo::X11 => x11(data),
+            other => Err(Error::HashUnavailable(match other.feature() {
+                Some(f) => format!("{} (cargo feature `{f}`)", other.name()),
+                None => format!("{} (not implemented)", other.name()),
+            })),
         }
     }
 }
@@ -222,4 +229,16 @@ fn blake2s_trezarcoin(header: &[u8]) -> Result<Hash32, Error> {
     mac.update(header);
     mac.update(&header[36..68]);
     Ok(mac.finalize().into_bytes().into())
+}
+
+/// X11 of an 80-byte header (the C implementation reads exactly 80 bytes, so any
+/// other length is refused rather than passed on).
+#[cfg(feature = "x11")]
+fn x11(data: &[u8]) -> Result<Hash32, Error> {
+    let header: [u8; 80] = data.try_into().map_err(|_| Error::Malformed {
+        height: None,
+        offset: data.len(),
+        what: "X11 headers must be exactly 80 bytes",
+    })?;
+    Ok(rs_x11_hash::get_x11_hash(header))
 }
