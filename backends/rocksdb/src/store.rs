@@ -1,0 +1,343 @@
+//! The RocksDB store: column families, batches, durability, bulk-load mode and snapshots.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anode_store::{
+    marker, table_known, Direction, Durability, Error, KeyRange, KvIter, Op, ReadView, Result,
+    Store, StoreStats, Table, TableStats, WriteBatch,
+};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
+    SliceTransform, SnapshotWithThreadMode, WriteOptions, DB,
+};
+
+use crate::iter::{scan_options, RocksIter};
+use crate::{RocksOptions, ENGINE};
+
+fn rocks_err(e: rocksdb::Error) -> Error {
+    Error::backend(ENGINE, e)
+}
+
+/// Column-family options changed by bulk-load mode, as (name, bulk value, normal value).
+/// Compaction is off while loading, so L0 files pile up: the write-stall triggers that count
+/// them (and pending compaction bytes) are lifted, or writes would stop for good.
+fn bulk_settings(options: &RocksOptions) -> Vec<(&'static str, String, String)> {
+    const NO_LIMIT: &str = "1073741824";
+    vec![
+        ("disable_auto_compactions", "true".into(), "false".into()),
+        (
+            "level0_slowdown_writes_trigger",
+            NO_LIMIT.into(),
+            "20".into(),
+        ),
+        ("level0_stop_writes_trigger", NO_LIMIT.into(), "36".into()),
+        (
+            "soft_pending_compaction_bytes_limit",
+            "0".into(),
+            (64u64 << 30).to_string(),
+        ),
+        (
+            "hard_pending_compaction_bytes_limit",
+            "0".into(),
+            (256u64 << 30).to_string(),
+        ),
+        (
+            "write_buffer_size",
+            options.bulk_write_buffer_bytes.to_string(),
+            options.write_buffer_bytes.to_string(),
+        ),
+    ]
+}
+
+/// An [`anode_store::Store`] on RocksDB, one column family per table.
+///
+/// * Writes: one `WriteBatch` per batch, always through the WAL, so a process crash never
+///   loses an acknowledged batch. `Durability::Sync` writes with `sync = true` (the WAL is
+///   fsynced); `Durability::Bulk` leaves the WAL in OS buffers until [`Store::sync`]
+///   (`FlushWAL(sync)`).
+/// * Bulk-load mode ([`Store::set_bulk_load`]): automatic compaction off and larger memtables;
+///   turning it off restores both and compacts every column family.
+/// * Reads: a store-level scan is one iterator (with its implicit snapshot); a snapshot is a
+///   RocksDB snapshot, consistent across column families.
+pub struct RocksStore {
+    db: DB,
+    tables: Vec<Table>,
+    path: PathBuf,
+    options: RocksOptions,
+    bulk: Mutex<bool>,
+    // Kept alive for the database's lifetime (the column families share it).
+    _cache: Cache,
+}
+
+impl RocksStore {
+    /// Opens (creating if absent) the RocksDB store in directory `path` with `tables`.
+    pub fn open(path: &Path, tables: &[Table], options: RocksOptions) -> Result<RocksStore> {
+        marker::prepare_dir(path, ENGINE)?;
+        let cache = Cache::new_lru_cache(options.block_cache_bytes).map_err(rocks_err)?;
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(options.max_background_jobs);
+        db_opts.set_max_open_files(options.max_open_files);
+        // Write back SST and WAL data in 1 MiB steps instead of in bursts at fsync time.
+        db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_wal_bytes_per_sync(1 << 20);
+        db_opts.set_keep_log_file_num(5);
+
+        let mut families: Vec<ColumnFamilyDescriptor> = tables
+            .iter()
+            .map(|t| ColumnFamilyDescriptor::new(t.name, cf_options(t, &options, &cache)))
+            .collect();
+        // Column families of tables no longer declared must still be opened.
+        if path.join("CURRENT").exists() {
+            let existing = DB::list_cf(&db_opts, path).map_err(rocks_err)?;
+            for name in existing {
+                if !table_known(tables, &name) && name != rocksdb::DEFAULT_COLUMN_FAMILY_NAME {
+                    families.push(ColumnFamilyDescriptor::new(name, Options::default()));
+                }
+            }
+        }
+        let db = DB::open_cf_descriptors(&db_opts, path, families).map_err(rocks_err)?;
+        Ok(RocksStore {
+            db,
+            tables: tables.to_vec(),
+            path: path.to_path_buf(),
+            options,
+            bulk: Mutex::new(false),
+            _cache: cache,
+        })
+    }
+
+    fn cf(&self, table: &str) -> Result<&ColumnFamily> {
+        if !table_known(&self.tables, table) {
+            return Err(Error::UnknownTable(table.to_string()));
+        }
+        self.db
+            .cf_handle(table)
+            .ok_or_else(|| Error::UnknownTable(table.to_string()))
+    }
+
+    fn prefix_len(&self, table: &str) -> Option<usize> {
+        self.tables
+            .iter()
+            .find(|t| t.name == table)
+            .and_then(|t| t.prefix_len)
+    }
+}
+
+/// Options of one column family.
+fn cf_options(table: &Table, options: &RocksOptions, cache: &Cache) -> Options {
+    let mut block = BlockBasedOptions::default();
+    block.set_block_cache(cache);
+    block.set_bloom_filter(options.bloom_bits_per_key, false);
+    // Index and filter blocks compete with data in the cache (bounded memory), but the L0
+    // ones, read by every look-up, stay pinned.
+    block.set_cache_index_and_filter_blocks(true);
+    block.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    block.set_format_version(5);
+
+    let mut cf = Options::default();
+    cf.set_block_based_table_factory(&block);
+    cf.set_write_buffer_size(options.write_buffer_bytes);
+    // Level sizes follow the data, so space amplification stays near 1.1 as the index grows.
+    cf.set_level_compaction_dynamic_level_bytes(true);
+    cf.set_compression_type(if options.lz4_compression {
+        DBCompressionType::Lz4
+    } else {
+        DBCompressionType::None
+    });
+    if let Some(len) = table.prefix_len {
+        // Scans of this table share a `len`-byte prefix (a hashX): prefix bloom filters in
+        // SSTs and memtables let a scan of an absent prefix skip files without reading them.
+        cf.set_prefix_extractor(SliceTransform::create_fixed_prefix(len));
+        cf.set_memtable_prefix_bloom_ratio(0.1);
+    }
+    cf
+}
+
+impl ReadView for RocksStore {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.cf(table)?;
+        self.db.get_cf(cf, key).map_err(rocks_err)
+    }
+
+    fn multi_get(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let cf = self.cf(table)?;
+        self.db
+            .batched_multi_get_cf(cf, keys.iter(), false)
+            .into_iter()
+            .map(|r| r.map(|v| v.map(|s| s.to_vec())).map_err(rocks_err))
+            .collect()
+    }
+
+    fn scan(&self, table: &str, range: KeyRange, direction: Direction) -> Result<KvIter<'_>> {
+        let cf = self.cf(table)?;
+        if range.is_empty() {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let opts = scan_options(&range, direction, self.prefix_len(table));
+        Ok(Box::new(RocksIter::new(
+            self.db.raw_iterator_cf_opt(cf, opts),
+            direction,
+        )))
+    }
+}
+
+/// A RocksDB snapshot: one sequence number, consistent across column families.
+pub struct RocksSnapshot<'s> {
+    snapshot: SnapshotWithThreadMode<'s, DB>,
+    store: &'s RocksStore,
+}
+
+impl ReadView for RocksSnapshot<'_> {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.store.cf(table)?;
+        self.snapshot.get_cf(cf, key).map_err(rocks_err)
+    }
+
+    fn scan(&self, table: &str, range: KeyRange, direction: Direction) -> Result<KvIter<'_>> {
+        let cf = self.store.cf(table)?;
+        if range.is_empty() {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let opts = scan_options(&range, direction, self.store.prefix_len(table));
+        Ok(Box::new(RocksIter::new(
+            self.snapshot.raw_iterator_cf_opt(cf, opts),
+            direction,
+        )))
+    }
+}
+
+impl Store for RocksStore {
+    fn engine(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn tables(&self) -> &[Table] {
+        &self.tables
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn ReadView + '_>> {
+        Ok(Box::new(RocksSnapshot {
+            snapshot: self.db.snapshot(),
+            store: self,
+        }))
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        batch.validate(|t| table_known(&self.tables, t))?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for op in batch.ops() {
+            let cf = self.cf(op.table())?;
+            match op {
+                Op::Put { key, value, .. } => rocks_batch.put_cf(cf, key, value),
+                Op::Delete { key, .. } => rocks_batch.delete_cf(cf, key),
+                // RocksDB refuses an empty or reversed range; the contract makes it a no-op.
+                Op::DeleteRange { start, end, .. } if start < end => {
+                    rocks_batch.delete_range_cf(cf, start, end)
+                }
+                Op::DeleteRange { .. } => {}
+            }
+        }
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(durability == Durability::Sync);
+        self.db
+            .write_opt(rocks_batch, &write_opts)
+            .map_err(rocks_err)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush_wal(true).map_err(rocks_err)
+    }
+
+    fn set_bulk_load(&self, on: bool) -> Result<()> {
+        let mut bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
+        if *bulk == on {
+            return Ok(());
+        }
+        let settings = bulk_settings(&self.options);
+        let pairs: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(name, bulk_value, normal_value)| {
+                (
+                    *name,
+                    if on {
+                        bulk_value.as_str()
+                    } else {
+                        normal_value.as_str()
+                    },
+                )
+            })
+            .collect();
+        for table in &self.tables {
+            self.db
+                .set_options_cf(self.cf(table.name)?, &pairs)
+                .map_err(rocks_err)?;
+        }
+        *bulk = on;
+        drop(bulk);
+        if !on {
+            // The deferred work: merge the L0 pile-up of the load into sorted levels.
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn compact(&self) -> Result<()> {
+        for table in &self.tables {
+            self.db
+                .compact_range_cf(self.cf(table.name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let mut tables = Vec::with_capacity(self.tables.len());
+        let mut counters: Vec<(String, u64)> = Vec::new();
+        let props = [
+            "rocksdb.estimate-pending-compaction-bytes",
+            "rocksdb.num-files-at-level0",
+            "rocksdb.total-sst-files-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ];
+        let mut sums = [0u64; 4];
+        for table in &self.tables {
+            let cf = self.cf(table.name)?;
+            let rows = self
+                .db
+                .property_int_value_cf(cf, "rocksdb.estimate-num-keys")
+                .map_err(rocks_err)?
+                .unwrap_or(0);
+            tables.push(TableStats {
+                name: table.name.to_string(),
+                rows,
+                rows_exact: false,
+            });
+            for (sum, prop) in sums.iter_mut().zip(props) {
+                *sum += self
+                    .db
+                    .property_int_value_cf(cf, prop)
+                    .map_err(rocks_err)?
+                    .unwrap_or(0);
+            }
+        }
+        for (prop, sum) in props.iter().zip(sums) {
+            counters.push((prop.trim_start_matches("rocksdb.").to_string(), sum));
+        }
+        Ok(StoreStats {
+            engine: ENGINE,
+            disk_bytes: marker::disk_usage(&self.path)?,
+            tables,
+            engine_counters: counters,
+        })
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
