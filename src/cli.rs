@@ -1,6 +1,160 @@
-//! Command-line entry point (filled in as the server grows).
+//! The command line: global options come from the config option table, so every option has a
+//! flag; subcommands add their own.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::config::{Config, RawConfig, OPTIONS};
+use crate::simulator::{self, Auth, Profile, SimChain, Simulator};
+
+fn command() -> Command {
+    let mut cmd = Command::new("anode")
+        .about(
+            "An Electrum-protocol server for Bitcoin-family chains, with pluggable storage engines",
+        )
+        .version(env!("CARGO_PKG_VERSION"))
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .global(true)
+                .value_name("FILE")
+                .help("TOML configuration file"),
+        );
+    for o in OPTIONS {
+        let mut help = o.help.to_string();
+        help.push_str(&format!(" [env: {}]", o.env.join(", ")));
+        if let Some(d) = o.default.filter(|d| !d.is_empty()) {
+            help.push_str(&format!(" [default: {d}]"));
+        }
+        cmd = cmd.arg(
+            Arg::new(o.key)
+                .long(o.flag)
+                .value_name("VALUE")
+                .global(true)
+                .help(help),
+        );
+    }
+    cmd.subcommand(
+        Command::new("simulate")
+            .about("Run the built-in chain simulator as a standalone node (JSON-RPC + REST) for tests, demos and other servers")
+            .arg(Arg::new("profile").long("profile").default_value("tiny").help("Workload profile: tiny or mainnet-like"))
+            .arg(Arg::new("blocks").long("blocks").default_value("200").value_parser(clap::value_parser!(u32)).help("Blocks to mine before serving"))
+            .arg(Arg::new("seed").long("seed").default_value("1").value_parser(clap::value_parser!(u64)).help("RNG seed: the same seed gives the same chain"))
+            .arg(Arg::new("listen").long("listen").default_value("127.0.0.1:18443").help("Address of the JSON-RPC/REST listener"))
+            .arg(Arg::new("rpc-auth").long("rpc-auth").value_name("USER:PASS").help("Demand these credentials (HTTP basic auth)"))
+            .arg(Arg::new("mempool").long("mempool").default_value("0").value_parser(clap::value_parser!(u32)).help("Transactions to put in the mempool after mining"))
+            .arg(Arg::new("block-interval").long("block-interval").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving")),
+    )
+    .subcommand(Command::new("config").about("Print the effective configuration and where each value came from"))
+    .arg_required_else_help(false)
+    .disable_help_subcommand(true)
+    .after_help("Without a subcommand, anode runs the server.")
+    .arg(Arg::new("quiet").long("quiet").short('q').global(true).action(ArgAction::SetTrue).help("Only warnings and errors in the log"))
+}
+
+fn raw_config(matches: &ArgMatches) -> anyhow::Result<RawConfig> {
+    let mut raw = RawConfig::defaults();
+    if let Some(path) = matches.get_one::<String>("config") {
+        raw = raw.with_file(std::path::Path::new(path))?;
+    }
+    raw = raw.with_env(|name| std::env::var(name).ok());
+    let flags: Vec<(&str, String)> = OPTIONS
+        .iter()
+        .filter_map(|o| matches.get_one::<String>(o.key).map(|v| (o.key, v.clone())))
+        .collect();
+    Ok(raw.with_flags(flags))
+}
+
+fn init_logging(level: &str, quiet: bool) {
+    let filter = if quiet {
+        "warn".to_string()
+    } else {
+        level.to_string()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
 
 /// Runs the command line.
 pub fn main() -> anyhow::Result<()> {
+    let matches = command().get_matches();
+    let raw = raw_config(&matches)?;
+    let config = Config::from_raw(&raw)?;
+    init_logging(&config.log_level, matches.get_flag("quiet"));
+    match matches.subcommand() {
+        Some(("simulate", sub)) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(simulate(&config, sub))
+        }
+        Some(("config", _)) => {
+            crate::output::print_config(&raw);
+            Ok(())
+        }
+        _ => bail!(
+            "serving wallets needs the indexer and protocol server, which this build does not have yet; \
+             available now: `anode simulate`, `anode config` (see README.md)"
+        ),
+    }
+}
+
+async fn simulate(config: &Config, sub: &ArgMatches) -> anyhow::Result<()> {
+    let profile_name = sub.get_one::<String>("profile").expect("has a default");
+    let profile = Profile::by_name(profile_name)
+        .with_context(|| format!("unknown profile `{profile_name}` (tiny, mainnet-like)"))?;
+    let blocks = *sub.get_one::<u32>("blocks").expect("has a default");
+    let seed = *sub.get_one::<u64>("seed").expect("has a default");
+    let listen: SocketAddr = sub
+        .get_one::<String>("listen")
+        .expect("has a default")
+        .parse()
+        .context("--listen must be host:port")?;
+    let network = if config.network == "mainnet" && std::env::var("NET").is_err() {
+        "regtest"
+    } else {
+        config.network.as_str()
+    };
+    let coin = anode_coins::lookup(&config.coin, network)
+        .with_context(|| format!("coin {} {network}", config.coin))?;
+    let started = Instant::now();
+    let mut chain = SimChain::new(coin, profile, seed)?;
+    chain.mine(blocks, true)?;
+    let txs = chain.all_txs().count();
+    let mempool = *sub.get_one::<u32>("mempool").expect("has a default");
+    chain.add_mempool_txs(mempool)?;
+    tracing::info!(coin = %config.coin, network, height = chain.height(), txs, seconds = started.elapsed().as_secs_f64(), "chain built");
+    let genesis = crate::daemon::hash_to_hex(&chain.genesis_hash());
+    let custom = chain.has_custom_genesis();
+    let sim = Simulator::new(chain);
+    let auth = Auth {
+        user_pass: sub.get_one::<String>("rpc-auth").cloned(),
+    };
+    let server = simulator::serve(sim.clone(), listen, auth.clone())
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    crate::output::simulator_ready(&server.url(&auth), &genesis, custom);
+    let interval = sub.get_one::<u64>("block-interval").copied();
+    let mut ticker =
+        interval.map(|s| tokio::time::interval(std::time::Duration::from_secs(s.max(1))));
+    if let Some(t) = ticker.as_mut() {
+        t.tick().await;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = async { match ticker.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending::<()>().await } } => {
+                let hashes = sim.mine(1)?;
+                tracing::info!(height = sim.with_chain(SimChain::height), hash = %crate::daemon::hash_to_hex(&hashes[0]), "mined");
+            }
+        }
+    }
+    server.stop();
     Ok(())
 }

@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+mod output;
 pub mod simulator;
 pub mod store_factory;

@@ -66,7 +66,7 @@ pub fn open_store(
         "rocksdb" => {
             use anode_store_rocksdb::{RocksOptions, RocksStore};
             let options = RocksOptions {
-                block_cache_bytes: tuning.cache_mb.max(64) * 1024 * 1024 / 4,
+                block_cache_bytes: (tuning.cache_mb.max(64) * 1024 * 1024 / 4) as usize,
                 ..RocksOptions::default()
             };
             Ok(Arc::new(RocksStore::open(path, tables, options)?))

@@ -295,6 +295,8 @@ pub struct Config {
     pub network: String,
     /// node URLs, in failover order
     pub daemon_urls: Vec<String>,
+    /// Bitcoin Core cookie file
+    pub daemon_cookie_file: Option<PathBuf>,
     /// database directory
     pub db_directory: Option<PathBuf>,
     /// engine name, if chosen
@@ -373,6 +375,7 @@ impl Config {
             coin: raw.required("coin")?,
             network: raw.required("network")?,
             daemon_urls: list("daemon_url"),
+            daemon_cookie_file: raw.parse("daemon_cookie_file")?,
             db_directory: raw.parse("db_directory")?,
             db_engine: raw
                 .parse::<String>("db_engine")?

@@ -32,7 +32,9 @@ options! {
     "network", ["NET", "ANODE_NETWORK"], "network", Some("mainnet"),
         "Network of the coin: mainnet, testnet, testnet4, signet, regtest, nolnet, ...";
     "daemon_url", ["DAEMON_URL", "ANODE_DAEMON_URL"], "daemon-url", None,
-        "Node RPC URL(s), comma-separated for failover: http://user:pass@host:port/ (cookie auth: http://cookie:/path/to/.cookie@host:port/).";
+        "Node RPC URL(s), comma-separated for failover: http://user:pass@host:port/.";
+    "daemon_cookie_file", ["DAEMON_COOKIE_FILE", "ANODE_DAEMON_COOKIE_FILE"], "daemon-cookie-file", None,
+        "Bitcoin Core's .cookie file, used for URLs without credentials (re-read when the node restarts).";
     "db_directory", ["DB_DIRECTORY", "ANODE_DB_DIRECTORY"], "db-directory", None,
         "Directory of the index database.";
     "db_engine", ["DB_ENGINE", "ANODE_DB_ENGINE"], "db-engine", None,

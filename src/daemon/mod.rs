@@ -9,7 +9,7 @@ mod rpc;
 mod types;
 
 pub use error::DaemonError;
-pub use rpc::{RetryPolicy, RpcDaemon, RpcDaemonOptions};
+pub use rpc::{hide_credentials, RetryPolicy, RpcDaemon, RpcDaemonOptions};
 pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
 
 use async_trait::async_trait;
