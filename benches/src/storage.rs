@@ -103,7 +103,7 @@ impl Dataset {
     /// `n` rows over `n / 10` hashXs, the same for every engine and run.
     pub fn new(n: usize) -> Dataset {
         let hashxs = (n as u64 / 10).max(1);
-        let mut rng = StdRng::seed_from_u64(0x616e_6f64_65);
+        let mut rng = StdRng::seed_from_u64(0x0061_6e6f_6465);
         let rows = (0..n as u64)
             .map(|tx_num| {
                 let key = history_key(rng.gen_range(0..hashxs), tx_num);
