@@ -1,7 +1,7 @@
 //! Block encoder for chain simulators, driven by the same kinds as the parser.
 
 use crate::coin::GenericCoin;
-use crate::header::{self, HeaderLayout};
+use crate::header::HeaderLayout;
 use crate::params::{NetworkParams, TxFormat};
 use crate::reader::write_varint;
 use crate::script::push_data;
@@ -48,14 +48,20 @@ const MAX_GRIND: u32 = 50_000_000;
 impl GenericEncoder {
     /// Whether the network's kinds can be encoded.
     pub(crate) fn supports(p: &NetworkParams) -> bool {
-        let format_ok = !matches!(p.tx_format, TxFormat::Decred);
         let header_ok = match p.header.layout {
-            HeaderLayout::Fixed => p.header.size == 80 && p.header.size_schedule.is_empty(),
-            HeaderLayout::Auxpow => p.header.size == 80,
+            HeaderLayout::Fixed => {
+                p.header.size_schedule.is_empty()
+                    && (p.header.size == 80
+                        || (p.tx_format == TxFormat::Decred && p.header.size == 180))
+            }
+            HeaderLayout::Auxpow
+            | HeaderLayout::Xaya
+            | HeaderLayout::Primecoin
+            | HeaderLayout::Zcoin
+            | HeaderLayout::BitcoinAtom => p.header.size == 80,
             HeaderLayout::Equihash => p.header.size == 140,
-            _ => false,
         };
-        format_ok && header_ok && p.hash_available()
+        header_ok && p.hash_available()
     }
 
     pub(crate) fn new(p: &NetworkParams) -> Self {
@@ -113,6 +119,86 @@ impl GenericEncoder {
             out.extend_from_slice(&o.script);
         }
     }
+}
+
+impl GenericEncoder {
+    /// A Decred transaction (serialization type 0: prefix then witness). A coinbase
+    /// has one null input whose signature script carries height and extra nonce.
+    fn decred_tx(
+        &self,
+        inputs: &[OutPoint],
+        coinbase: Option<(u32, u32)>,
+        outputs: &[TxOut],
+    ) -> Result<EncodedTx, Error> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        let n_in = if coinbase.is_some() { 1 } else { inputs.len() };
+        write_varint(&mut out, n_in as u64);
+        if coinbase.is_some() {
+            out.extend_from_slice(&[0; 32]);
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+            out.push(0);
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        for i in inputs {
+            out.extend_from_slice(&i.txid);
+            out.extend_from_slice(&i.vout.to_le_bytes());
+            out.push(0); // regular tree
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        write_varint(&mut out, outputs.len() as u64);
+        for o in outputs {
+            out.extend_from_slice(&o.value.to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            write_varint(&mut out, o.script.len() as u64);
+            out.extend_from_slice(&o.script);
+        }
+        out.extend_from_slice(&[0u8; 8]); // locktime, expiry
+        write_varint(&mut out, n_in as u64);
+        for _ in 0..n_in {
+            let value_in: u64 = match coinbase {
+                Some(_) => outputs.iter().map(|o| o.value).sum(),
+                None => 0,
+            };
+            out.extend_from_slice(&value_in.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes()); // block height
+            out.extend_from_slice(&u32::MAX.to_le_bytes()); // block index
+            let mut sig = Vec::new();
+            match coinbase {
+                Some((h, extra)) => {
+                    push_data(&mut sig, &h.to_le_bytes());
+                    push_data(&mut sig, &extra.to_le_bytes());
+                }
+                None => {
+                    push_data(&mut sig, &dummy_sig());
+                    push_data(&mut sig, &dummy_pubkey());
+                }
+            }
+            write_varint(&mut out, sig.len() as u64);
+            out.extend_from_slice(&sig);
+        }
+        self.finish(out)
+    }
+}
+
+/// Decred's merkle tree: BLAKE-256 of concatenated pairs.
+fn decred_merkle_root(txids: &[Hash32]) -> Result<Hash32, Error> {
+    if txids.is_empty() {
+        return Ok([0; 32]);
+    }
+    let mut level = txids.to_vec();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for pair in level.chunks(2) {
+            let right = pair.get(1).unwrap_or(&pair[0]);
+            let mut buf = [0u8; 64];
+            buf[..32].copy_from_slice(&pair[0]);
+            buf[32..].copy_from_slice(right);
+            next.push(crate::hash::HashAlgo::Blake256.compute(&buf)?);
+        }
+        level = next;
+    }
+    Ok(level[0])
 }
 
 /// Minimal CScriptNum encoding of a height (BIP34).
@@ -181,6 +267,9 @@ impl BlockEncoder for GenericEncoder {
         extra_nonce: u32,
         outputs: &[TxOut],
     ) -> Result<EncodedTx, Error> {
+        if self.format() == TxFormat::Decred {
+            return self.decred_tx(&[], Some((height, extra_nonce)), outputs);
+        }
         let mut out = Vec::with_capacity(128);
         self.write_prefix(&mut out);
         write_varint(&mut out, 1);
@@ -207,6 +296,9 @@ impl BlockEncoder for GenericEncoder {
             return Err(Error::Unsupported(
                 "a spend needs at least one input".into(),
             ));
+        }
+        if self.format() == TxFormat::Decred {
+            return self.decred_tx(inputs, None, outputs);
         }
         let segwit = self.segwit();
         let mut out = Vec::with_capacity(64 + inputs.len() * 110 + outputs.len() * 40);
@@ -247,40 +339,72 @@ impl BlockEncoder for GenericEncoder {
     fn block(&self, t: &BlockTemplate, txs: &[EncodedTx]) -> Result<EncodedBlock, Error> {
         let p = self.coin.params();
         let txids: Vec<Hash32> = txs.iter().map(|t| t.txid).collect();
-        let merkle = merkle_root(&txids);
+        let decred = p.tx_format == TxFormat::Decred;
+        let merkle = if decred {
+            decred_merkle_root(&txids)?
+        } else {
+            merkle_root(&txids)
+        };
         let mut hdr = Vec::with_capacity(1500);
         let version = match p.header.layout {
             HeaderLayout::Auxpow => t.version & !0x100,
+            HeaderLayout::Zcoin => t.version & !0x1000, // no MTP
             _ => t.version,
         };
         hdr.extend_from_slice(&version.to_le_bytes());
         hdr.extend_from_slice(&t.prev_hash);
         hdr.extend_from_slice(&merkle);
-        let equihash = p.header.layout == HeaderLayout::Equihash;
-        if equihash {
-            let mut reserved = [0u8; 32];
-            if p.header.fork_height.is_some() {
-                reserved[..4].copy_from_slice(&t.height.to_le_bytes());
+        let nonce_at;
+        if decred {
+            hdr.extend_from_slice(&[0u8; 32]); // stake root (no stake transactions)
+            hdr.extend_from_slice(&1u16.to_le_bytes()); // vote bits: approve parent
+            hdr.extend_from_slice(&[0u8; 6 + 2 + 1 + 1 + 4]); // final state .. pool size
+            hdr.extend_from_slice(&t.bits.to_le_bytes());
+            hdr.extend_from_slice(&[0u8; 8]); // stake difficulty
+            hdr.extend_from_slice(&t.height.to_le_bytes());
+            let size: usize = 180 + 2 + txs.iter().map(|t| t.raw.len()).sum::<usize>();
+            hdr.extend_from_slice(&(size as u32).to_le_bytes());
+            hdr.extend_from_slice(&t.time.to_le_bytes());
+            nonce_at = hdr.len();
+            hdr.extend_from_slice(&[0u8; 4 + 32 + 4]); // nonce, extra data, stake version
+        } else {
+            let equihash = p.header.layout == HeaderLayout::Equihash;
+            if equihash {
+                let mut reserved = [0u8; 32];
+                if p.header.fork_height.is_some() {
+                    reserved[..4].copy_from_slice(&t.height.to_le_bytes());
+                }
+                hdr.extend_from_slice(&reserved);
             }
-            hdr.extend_from_slice(&reserved);
+            hdr.extend_from_slice(&t.time.to_le_bytes());
+            hdr.extend_from_slice(&t.bits.to_le_bytes());
+            nonce_at = hdr.len();
+            hdr.extend_from_slice(&[0u8; 4]);
+            match p.header.layout {
+                HeaderLayout::Equihash => {
+                    hdr.extend_from_slice(&[0u8; 28]);
+                    hdr.push(0); // empty solution
+                }
+                HeaderLayout::Xaya => {
+                    hdr.push(0x01); // stand-alone SHA-256d mining, no merged mining
+                    hdr.extend_from_slice(&t.bits.to_le_bytes());
+                    hdr.extend_from_slice(&[0u8; 80]); // "fake" header
+                }
+                HeaderLayout::Primecoin => hdr.extend_from_slice(&[1, 2]), // multiplier 2
+                HeaderLayout::BitcoinAtom
+                    if p.header.fork_height.is_some_and(|f| t.height >= f) =>
+                {
+                    hdr.extend_from_slice(&[0u8; 4]); // flags: proof of work
+                }
+                _ => {}
+            }
         }
-        hdr.extend_from_slice(&t.time.to_le_bytes());
-        hdr.extend_from_slice(&t.bits.to_le_bytes());
-        let nonce_at = hdr.len();
-        hdr.extend_from_slice(&[0u8; 4]);
-        if equihash {
-            hdr.extend_from_slice(&[0u8; 28]);
-            hdr.push(0); // empty solution
-        }
-        debug_assert_eq!(
-            header::served_len_at(&p.header, t.height).unwrap_or(hdr.len()),
-            hdr.len()
-        );
+        let served = p.header.truncated_size.unwrap_or(hdr.len()).min(hdr.len());
         let target = target_from_bits(t.bits);
         let mut found = None;
         for nonce in 0..MAX_GRIND {
             hdr[nonce_at..nonce_at + 4].copy_from_slice(&nonce.to_le_bytes());
-            let h = self.coin.header_hash(&hdr)?;
+            let h = self.coin.header_hash(&hdr[..served])?;
             if meets_target(&h, &target) {
                 found = Some(h);
                 break;
@@ -293,6 +417,10 @@ impl BlockEncoder for GenericEncoder {
         for tx in txs {
             raw.extend_from_slice(&tx.raw);
         }
+        if decred {
+            write_varint(&mut raw, 0); // no stake transactions
+        }
+        hdr.truncate(served);
         Ok(EncodedBlock {
             raw,
             hash,

@@ -38,7 +38,7 @@ fn encoders_round_trip() {
                         },
                     ],
                 )
-                .expect("coinbase");
+                .unwrap_or_else(|e| panic!("{}: coinbase: {e}", params.id()));
             let mut txs = vec![cb.clone()];
             if let Some(op) = spendable.pop() {
                 let spend = enc
@@ -59,7 +59,7 @@ fn encoders_round_trip() {
                             },
                         ],
                     )
-                    .expect("spend");
+                    .unwrap_or_else(|e| panic!("{}: spend: {e}", params.id()));
                 txs.push(spend);
             }
             spendable.push(OutPoint {
@@ -73,7 +73,9 @@ fn encoders_round_trip() {
                 bits: 0x207f_ffff,
                 height,
             };
-            let block = enc.block(&template, &txs).expect("block");
+            let block = enc
+                .block(&template, &txs)
+                .unwrap_or_else(|e| panic!("{}: block: {e}", params.id()));
             let parsed = coin
                 .parse_block(&block.raw, Some(height))
                 .unwrap_or_else(|e| panic!("{}: {e}", params.id()));
@@ -124,6 +126,18 @@ fn encoders_round_trip() {
         "Groestlcoin/regtest",
         "Blackcoin/mainnet",
         "Reddcoin/mainnet",
+        "Decred/mainnet",
+        "Decred/testnet",
+        "Xaya/regtest",
+        "Primecoin/mainnet",
+        "Zcoin/mainnet",
+        "BitcoinAtom/mainnet",
+        "Emercoin/mainnet",
+        "SmartCash/mainnet",
+        #[cfg(feature = "x11")]
+        "Dash/regtest",
+        #[cfg(feature = "x11")]
+        "Axe/testnet",
     ] {
         assert!(encoded.iter().any(|e| e == must), "{must} has no encoder");
     }
