@@ -132,7 +132,7 @@ impl SimChain {
         // Bitcoin's regtest genesis, byte for byte, where the network shares it. The header is
         // written here rather than ground by the encoder, whose first valid nonce is not the
         // genesis block's nonce 2.
-        if let Some(raw_tx) = hex::decode(BITCOIN_GENESIS_COINBASE).ok() {
+        if let Ok(raw_tx) = hex::decode(BITCOIN_GENESIS_COINBASE) {
             if let Ok(parsed) = coin.parse_tx(&raw_tx) {
                 let mut header = Vec::with_capacity(80);
                 header.extend_from_slice(&1u32.to_le_bytes());
@@ -400,7 +400,7 @@ impl SimChain {
                 txid,
                 vout: vout as u32,
             };
-            let at = height.unwrap_or_else(|| self.blocks.len() as u32);
+            let at = height.unwrap_or(self.blocks.len() as u32);
             if !self.coin.is_unspendable(&txout.script, at) && txout.value > 0 {
                 self.spendable.push(outpoint);
             }
