@@ -204,9 +204,12 @@ impl LmdbStore {
             } else {
                 FlagSetMode::Disable
             };
-            // SAFETY: MDB_NOSYNC may be toggled on an open environment (mdb_env_set_flags); we
-            // hold the writer lock, so no commit of ours runs meanwhile. Its only effect is on
-            // durability against power loss, which `Durability::Bulk` accepts by contract.
+            // SAFETY: MDB_NOSYNC is one of the flags LMDB lets an open environment change
+            // (mdb_env_set_flags). We hold the writer lock, so no commit of ours, the only code
+            // that reads this bit, runs meanwhile; readers starting concurrently read other bits
+            // of the same word, which do not change (LMDB itself updates that word the same way
+            // on a fatal error). The flag's only effect is on durability against power loss,
+            // which `Durability::Bulk` accepts by contract.
             unsafe { self.env.set_flags(EnvFlags::NO_SYNC, mode) }?;
             *nosync = bulk;
         }
