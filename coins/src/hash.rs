@@ -129,6 +129,8 @@ impl HashAlgo {
             HashAlgo::Keccak256 => cfg!(feature = "keccak"),
             HashAlgo::Blake2sTrezarcoin => cfg!(feature = "blake2s"),
             HashAlgo::X11 => cfg!(feature = "x11"),
+            HashAlgo::Nist5 => cfg!(feature = "nist5"),
+            HashAlgo::Quark => cfg!(feature = "quark"),
             _ => false,
         }
     }
@@ -142,6 +144,8 @@ impl HashAlgo {
             HashAlgo::Keccak256 => Some("keccak"),
             HashAlgo::Blake2sTrezarcoin => Some("blake2s"),
             HashAlgo::X11 => Some("x11"),
+            HashAlgo::Nist5 => Some("nist5"),
+            HashAlgo::Quark => Some("quark"),
             _ => None,
         }
     }
@@ -166,6 +170,10 @@ impl HashAlgo {
             HashAlgo::Blake2sTrezarcoin => blake2s_trezarcoin(data),
             #[cfg(feature = "x11")]
             HashAlgo::X11 => x11(data),
+            #[cfg(feature = "nist5")]
+            HashAlgo::Nist5 => Ok(nist5(data)),
+            #[cfg(feature = "quark")]
+            HashAlgo::Quark => Ok(quark(data)),
             other => Err(Error::HashUnavailable(match other.feature() {
                 Some(f) => format!("{} (cargo feature `{f}`)", other.name()),
                 None => format!("{} (not implemented)", other.name()),
@@ -241,4 +249,66 @@ fn x11(data: &[u8]) -> Result<Hash32, Error> {
         what: "X11 headers must be exactly 80 bytes",
     })?;
     Ok(rs_x11_hash::get_x11_hash(header))
+}
+
+/// NIST5: BLAKE-512, Groestl-512, JH-512, Keccak-512, Skein-512 chained; first 32 bytes.
+#[cfg(feature = "nist5")]
+fn nist5(data: &[u8]) -> Hash32 {
+    use blake_hash::Digest as _;
+    let mut b = blake_hash::Blake512::new();
+    b.update(data);
+    let h1 = b.finalize();
+    let h2 = groestl::Groestl512::digest(h1.as_slice());
+    let h3 = jh::Jh512::digest(h2);
+    let h4 = sha3::Keccak512::digest(h3);
+    let h5 = skein::Skein512::<skein::consts::U64>::digest(h4);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&h5[..32]);
+    out
+}
+
+/// Quark: nine 512-bit rounds over BLAKE, BMW, Groestl, JH, Keccak and Skein, three of
+/// them chosen by bit 3 of the previous digest's first byte; first 32 bytes.
+#[cfg(feature = "quark")]
+fn quark(data: &[u8]) -> Hash32 {
+    type H = [u8; 64];
+    fn fin(d: &[u8]) -> H {
+        let mut h = [0u8; 64];
+        h.copy_from_slice(&d[..64]);
+        h
+    }
+    fn blake(d: &[u8]) -> H {
+        use blake_hash::Digest as _;
+        let mut b = blake_hash::Blake512::new();
+        b.update(d);
+        fin(&b.finalize())
+    }
+    fn bmw(d: &[u8]) -> H {
+        fin(&<bmw_hash::Bmw512 as Digest>::digest(d))
+    }
+    fn groestl(d: &[u8]) -> H {
+        fin(&groestl::Groestl512::digest(d))
+    }
+    fn jh(d: &[u8]) -> H {
+        fin(&jh::Jh512::digest(d))
+    }
+    fn keccak(d: &[u8]) -> H {
+        fin(&sha3::Keccak512::digest(d))
+    }
+    fn skein(d: &[u8]) -> H {
+        fin(&skein::Skein512::<skein::consts::U64>::digest(d))
+    }
+    let odd = |h: &H| h[0] & 8 != 0;
+    let h = blake(data);
+    let h = bmw(&h);
+    let h = if odd(&h) { groestl(&h) } else { skein(&h) };
+    let h = groestl(&h);
+    let h = jh(&h);
+    let h = if odd(&h) { blake(&h) } else { bmw(&h) };
+    let h = keccak(&h);
+    let h = skein(&h);
+    let h = if odd(&h) { keccak(&h) } else { jh(&h) };
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&h[..32]);
+    out
 }
