@@ -49,10 +49,11 @@ impl GenericEncoder {
     /// Whether the network's kinds can be encoded.
     pub(crate) fn supports(p: &NetworkParams) -> bool {
         let header_ok = match p.header.layout {
+            // Scheduled sizes (PIVX, Odin, ColossusXT, Ravencoin) grow by data after the
+            // nonce; it is written as zeros.
             HeaderLayout::Fixed => {
-                p.header.size_schedule.is_empty()
-                    && (p.header.size == 80
-                        || (p.tx_format == TxFormat::Decred && p.header.size == 180))
+                (p.header.size == 80 && p.header.size_schedule.iter().all(|&(_, s)| s >= 80))
+                    || (p.tx_format == TxFormat::Decred && p.header.size == 180)
             }
             HeaderLayout::Auxpow
             | HeaderLayout::Xaya
@@ -395,6 +396,10 @@ impl BlockEncoder for GenericEncoder {
                     if p.header.fork_height.is_some_and(|f| t.height >= f) =>
                 {
                     hdr.extend_from_slice(&[0u8; 4]); // flags: proof of work
+                }
+                HeaderLayout::Fixed => {
+                    let size = crate::header::scheduled_size(&p.header, t.height);
+                    hdr.resize(size.max(hdr.len()), 0);
                 }
                 _ => {}
             }

@@ -142,3 +142,42 @@ fn encoders_round_trip() {
         assert!(encoded.iter().any(|e| e == must), "{must} has no encoder");
     }
 }
+
+#[test]
+fn scheduled_header_sizes_round_trip() {
+    for (coin, net, height, size) in [
+        ("PIVX", "testnet", 300u32, 112usize),
+        ("PIVX", "mainnet", 2_000_000, 112),
+        ("PIVX", "mainnet", 2_500_000, 80),
+        ("ODIN", "mainnet", 150_000, 112),
+        ("ColossusXT", "mainnet", 600_000, 112),
+        ("BitcoinAtom", "mainnet", 600_000, 84),
+    ] {
+        let c = anode_coins::lookup(coin, net).expect("lookup");
+        let enc = c.encoder().expect("encoder");
+        let cb = enc
+            .coinbase(
+                height,
+                0,
+                &[TxOut {
+                    value: 1,
+                    script: p2pkh_script(1),
+                }],
+            )
+            .expect("coinbase");
+        let t = BlockTemplate {
+            version: 0x2000_0000,
+            prev_hash: [7; 32],
+            time: 1_700_000_000,
+            bits: 0x207f_ffff,
+            height,
+        };
+        let b = enc.block(&t, std::slice::from_ref(&cb)).expect("block");
+        assert_eq!(b.header.len(), size, "{coin}/{net} at {height}");
+        assert_eq!(c.header_len_at(height), Some(size));
+        let p = c.parse_block(&b.raw, Some(height)).expect("parse");
+        assert_eq!(p.hash, b.hash);
+        assert_eq!(p.header, b.header);
+        assert_eq!(p.txs[0].txid, cb.txid);
+    }
+}
