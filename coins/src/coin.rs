@@ -88,7 +88,13 @@ impl Coin for GenericCoin {
         if header.len() < min {
             return Err(too_short(header.len()));
         }
-        let data = match spec.hash_prefix {
+        // AuxPoW headers hash their fixed part only, even when given with the proof.
+        let prefix = match (spec.hash_prefix, spec.layout) {
+            (Some(n), _) => Some(n),
+            (None, HeaderLayout::Auxpow) => Some(spec.size),
+            _ => None,
+        };
+        let data = match prefix {
             Some(n) => header.get(..n).ok_or_else(|| too_short(header.len()))?,
             None => header,
         };

@@ -420,6 +420,9 @@ impl NetworkParams {
         if h.size < 80 && d.tx_format != TxFormat::Decred {
             return Err(bad("header size below 80"));
         }
+        if h.hash_prefix.is_some_and(|n| n < 80) || h.truncated_size.is_some_and(|n| n < 80) {
+            return Err(bad("hash_prefix and truncated_size must be at least 80"));
+        }
         if h.size_schedule.iter().any(|&(_, s)| s < 80) {
             return Err(bad("header size schedule entry below 80"));
         }

@@ -142,3 +142,13 @@ fn name_scripts() {
     let bad = [0x53, 3, b'd', b'/', b'x', 0x75];
     assert_eq!(nmc.script_hash(&bad), anode_coins::hash::sha256(&bad));
 }
+
+#[test]
+fn auxpow_header_hash_ignores_the_proof() {
+    let doge = lookup("Dogecoin", "mainnet").expect("lookup");
+    let mut header = vec![0u8; 80];
+    header[1] = 1; // version bit 8: merge-mined
+    let h80 = doge.header_hash(&header).expect("hash");
+    header.extend_from_slice(&[0xab; 300]);
+    assert_eq!(doge.header_hash(&header).expect("hash"), h80);
+}
