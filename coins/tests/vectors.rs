@@ -131,6 +131,41 @@ fn check_block(stem: &str, v: &Value) -> Outcome {
     Outcome::Pass
 }
 
+// One generated `#[test]` per vector file (see build.rs), so `cargo test` names each.
+include!(concat!(env!("OUT_DIR"), "/vector_tests.rs"));
+
+fn outcome_ok(outcome: &Outcome, exp: Option<(&str, &str)>) -> bool {
+    matches!(
+        (outcome, exp),
+        (Outcome::Pass, None)
+            | (Outcome::NoHash(_), Some(("nohash", _)))
+            | (Outcome::HashMismatch, Some(("hashmismatch", _)))
+            | (Outcome::Fail(_), Some(("fail", _)))
+    )
+}
+
+/// The generated per-file block test.
+fn block_file_test(file: &str) {
+    let path = vectors_dir().join("blocks").join(file);
+    let stem = stem(&path);
+    let outcome = check_block(&stem, &load_json(&path));
+    let exp = expected(&stem);
+    assert!(
+        outcome_ok(&outcome, exp),
+        "{stem}: got {outcome:?}, expected {exp:?}"
+    );
+}
+
+/// The generated per-file transaction test.
+fn tx_file_test(file: &str) {
+    let path = vectors_dir().join("transactions").join(file);
+    let stem = stem(&path);
+    if let Err(e) = check_tx(&stem, &load_json(&path)) {
+        panic!("{stem}: {e}");
+    }
+}
+
+/// All block vectors at once, with a summary line.
 #[test]
 fn block_vectors() {
     let files = vector_files("blocks");
@@ -160,13 +195,7 @@ fn block_vectors() {
                 format!("FAIL: {r}")
             }
         };
-        let ok = matches!(
-            (&outcome, exp),
-            (Outcome::Pass, None)
-                | (Outcome::NoHash(_), Some(("nohash", _)))
-                | (Outcome::HashMismatch, Some(("hashmismatch", _)))
-                | (Outcome::Fail(_), Some(("fail", _)))
-        );
+        let ok = outcome_ok(&outcome, exp);
         let note = match exp {
             Some(("nohash", algo)) => format!(" [expected: {algo} not in this build]"),
             Some((_, reason)) => format!(" [expected: {reason}]"),
