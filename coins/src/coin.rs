@@ -172,6 +172,14 @@ impl Coin for GenericCoin {
         })
     }
 
+    fn block_header(&self, raw: &[u8], height: Option<u32>) -> Result<Vec<u8>, Error> {
+        let spec = &self.params.header;
+        let full_len =
+            header::full_len(spec, raw, height, &self.rules).map_err(|e| e.at_height(height))?;
+        let served = spec.truncated_size.unwrap_or(full_len).min(full_len);
+        Ok(raw[..served].to_vec())
+    }
+
     fn parse_tx(&self, raw: &[u8]) -> Result<ParsedTx, Error> {
         let mut r = Reader::new(raw);
         let tx = tx::parse_tx(&mut r, &self.rules)?;

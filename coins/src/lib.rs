@@ -206,6 +206,12 @@ pub trait Coin: Send + Sync {
     /// Parses a raw block. `height` is used for height-dependent layouts and in errors.
     fn parse_block(&self, raw: &[u8], height: Option<u32>) -> Result<ParsedBlock, Error>;
 
+    /// The header (as served) at the front of a raw block, without parsing the
+    /// transactions.
+    fn block_header(&self, raw: &[u8], height: Option<u32>) -> Result<Vec<u8>, Error> {
+        Ok(self.parse_block(raw, height)?.header)
+    }
+
     /// Parses one raw transaction (trailing bytes are an error).
     fn parse_tx(&self, raw: &[u8]) -> Result<ParsedTx, Error>;
 

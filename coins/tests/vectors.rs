@@ -87,6 +87,10 @@ fn check_block(stem: &str, v: &Value) -> Outcome {
         Ok(b) => b,
         Err(e) => return Outcome::Fail(format!("parse: {e}")),
     };
+    match coin.block_header(&raw, height) {
+        Ok(h) if h == block.header => {}
+        other => return Outcome::Fail(format!("block_header differs: {other:?}")),
+    }
     let want_prev = clean_hex(v["previousblockhash"].as_str().unwrap_or_default());
     if hash_to_hex(&block.prev_hash) != want_prev {
         return Outcome::Fail("previous hash differs".into());
