@@ -123,16 +123,21 @@ fn encoders_round_trip() {
         "Peercoin/mainnet",
         "Zcash/mainnet",
         "BitcoinGold/regtest",
+        #[cfg(feature = "groestl")]
         "Groestlcoin/regtest",
+        #[cfg(feature = "scrypt")]
         "Blackcoin/mainnet",
         "Reddcoin/mainnet",
+        #[cfg(feature = "decred")]
         "Decred/mainnet",
+        #[cfg(feature = "decred")]
         "Decred/testnet",
         "Xaya/regtest",
         "Primecoin/mainnet",
         "Zcoin/mainnet",
         "BitcoinAtom/mainnet",
         "Emercoin/mainnet",
+        #[cfg(feature = "keccak")]
         "SmartCash/mainnet",
         #[cfg(feature = "x11")]
         "Dash/regtest",
@@ -144,12 +149,18 @@ fn encoders_round_trip() {
 }
 
 #[test]
+#[allow(clippy::single_element_loop)] // with --no-default-features
 fn scheduled_header_sizes_round_trip() {
     for (coin, net, height, size) in [
+        #[cfg(feature = "quark")]
         ("PIVX", "testnet", 300u32, 112usize),
+        #[cfg(feature = "quark")]
         ("PIVX", "mainnet", 2_000_000, 112),
+        #[cfg(feature = "quark")]
         ("PIVX", "mainnet", 2_500_000, 80),
+        #[cfg(feature = "quark")]
         ("ODIN", "mainnet", 150_000, 112),
+        #[cfg(feature = "quark")]
         ("ColossusXT", "mainnet", 600_000, 112),
         ("BitcoinAtom", "mainnet", 600_000, 84),
     ] {
