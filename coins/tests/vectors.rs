@@ -145,7 +145,7 @@ fn outcome_ok(outcome: &Outcome, exp: Option<(&str, &str)>, stem: &str) -> bool 
             | (Outcome::NoHash(_), Some(("nohash", _)))
             | (Outcome::HashMismatch, Some(("hashmismatch", _)))
             | (Outcome::Fail(_), Some(("fail", _)))
-    ) || (exp.is_none()
+    ) || (!matches!(exp, Some(("fail", _)))
         && feature_off(stem)
         && match outcome {
             Outcome::NoHash(_) => true,
