@@ -17,8 +17,57 @@ fn ident(stem: &str) -> String {
         .collect()
 }
 
+/// Embeds every `networks/*.toml` (families in COINS.md §5.1 order first, then any
+/// other file by name): a new data file needs no Rust change.
+fn embed_networks(manifest: &std::path::Path, out_dir: &std::path::Path) {
+    const ORDER: &[&str] = &[
+        "bitcoin",
+        "legacy",
+        "segwit",
+        "litecoin",
+        "auxpow",
+        "equihash",
+        "groestlcoin",
+        "dash",
+        "pos",
+        "decred",
+        "other",
+    ];
+    let dir = manifest.join("networks");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rank = |n: &String| {
+        let stem = n.trim_end_matches(".toml");
+        ORDER.iter().position(|o| *o == stem).unwrap_or(ORDER.len())
+    };
+    files.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    let mut out = String::from("const BUILTIN: &[(&str, &str)] = &[\n");
+    for f in files {
+        let path = dir.join(&f);
+        println!("cargo:rerun-if-changed={}", path.display());
+        writeln!(
+            out,
+            "    ({f:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .ok();
+    }
+    out.push_str("];\n");
+    std::fs::write(out_dir.join("networks.rs"), out)
+        .unwrap_or_else(|e| panic!("writing embedded network list: {e}"));
+}
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
+    embed_networks(&manifest, &out_dir);
     let vectors = manifest.join("../../shared/vectors");
     println!(
         "cargo:rerun-if-changed={}",
