@@ -184,22 +184,7 @@ impl GenericEncoder {
 
 /// Decred's merkle tree: BLAKE-256 of concatenated pairs.
 fn decred_merkle_root(txids: &[Hash32]) -> Result<Hash32, Error> {
-    if txids.is_empty() {
-        return Ok([0; 32]);
-    }
-    let mut level = txids.to_vec();
-    while level.len() > 1 {
-        let mut next = Vec::with_capacity(level.len().div_ceil(2));
-        for pair in level.chunks(2) {
-            let right = pair.get(1).unwrap_or(&pair[0]);
-            let mut buf = [0u8; 64];
-            buf[..32].copy_from_slice(&pair[0]);
-            buf[32..].copy_from_slice(right);
-            next.push(crate::hash::HashAlgo::Blake256.compute(&buf)?);
-        }
-        level = next;
-    }
-    Ok(level[0])
+    crate::merkle_root_with(txids, |pair| crate::hash::HashAlgo::Blake256.compute(pair))
 }
 
 /// Minimal CScriptNum encoding of a height (BIP34).

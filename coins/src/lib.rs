@@ -274,8 +274,23 @@ pub trait BlockEncoder: Send + Sync {
 /// SHA-256d merkle root of txids (internal order), Bitcoin rules (odd levels duplicate
 /// their last entry). The root of an empty list is all zeros.
 pub fn merkle_root(txids: &[Hash32]) -> Hash32 {
+    match merkle_root_with(txids, |pair| {
+        Ok::<_, std::convert::Infallible>(hash::sha256d(pair))
+    }) {
+        Ok(root) => root,
+        Err(never) => match never {},
+    }
+}
+
+/// Merkle root of `txids` with `hash_pair` hashing each 64-byte concatenated pair; odd levels
+/// duplicate their last entry and an empty list has the all-zero root (Bitcoin's rules, also
+/// Decred's with BLAKE-256).
+pub(crate) fn merkle_root_with<E>(
+    txids: &[Hash32],
+    mut hash_pair: impl FnMut(&[u8; 64]) -> Result<Hash32, E>,
+) -> Result<Hash32, E> {
     if txids.is_empty() {
-        return [0; 32];
+        return Ok([0; 32]);
     }
     let mut level: Vec<Hash32> = txids.to_vec();
     while level.len() > 1 {
@@ -285,9 +300,9 @@ pub fn merkle_root(txids: &[Hash32]) -> Hash32 {
             let mut buf = [0u8; 64];
             buf[..32].copy_from_slice(&pair[0]);
             buf[32..].copy_from_slice(right);
-            next.push(hash::sha256d(&buf));
+            next.push(hash_pair(&buf)?);
         }
         level = next;
     }
-    level[0]
+    Ok(level[0])
 }
