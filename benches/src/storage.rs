@@ -274,7 +274,7 @@ pub fn read_while_write(
                 }
                 store.write(batch, Durability::Bulk)?;
                 batches += 1;
-                if batches % 10 == 0 {
+                if batches.is_multiple_of(10) {
                     store.sync()?;
                 }
             }
