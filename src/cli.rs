@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::config::{Config, RawConfig, OPTIONS};
+use crate::config::{Config, RawConfig, Source, OPTIONS};
 use crate::simulator::{self, Auth, Profile, SimChain, Simulator};
 
 fn command() -> Command {
@@ -92,7 +92,9 @@ pub fn main() -> anyhow::Result<()> {
     match matches.subcommand() {
         Some(("simulate", sub)) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(simulate(&config, sub))
+            // A simulated chain is regtest unless the operator named a network anywhere.
+            let network_named = !matches!(raw.get("network"), Some((_, Source::Default)));
+            runtime.block_on(simulate(&config, network_named, sub))
         }
         Some(("config", _)) => {
             crate::output::print_config(&raw);
@@ -105,7 +107,7 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn simulate(config: &Config, sub: &ArgMatches) -> anyhow::Result<()> {
+async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> anyhow::Result<()> {
     let profile_name = sub.get_one::<String>("profile").expect("has a default");
     let profile = Profile::by_name(profile_name)
         .with_context(|| format!("unknown profile `{profile_name}` (tiny, mainnet-like)"))?;
@@ -116,10 +118,10 @@ async fn simulate(config: &Config, sub: &ArgMatches) -> anyhow::Result<()> {
         .expect("has a default")
         .parse()
         .context("--listen must be host:port")?;
-    let network = if config.network == "mainnet" && std::env::var("NET").is_err() {
-        "regtest"
-    } else {
+    let network = if network_named {
         config.network.as_str()
+    } else {
+        "regtest"
     };
     let coin = anode_coins::lookup(&config.coin, network)
         .with_context(|| format!("coin {} {network}", config.coin))?;
