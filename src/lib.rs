@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod index;
 mod output;
 pub mod simulator;
 pub mod store_factory;
