@@ -271,6 +271,14 @@ struct NetworkDef {
     genesis_hash: String,
     #[serde(default)]
     rpc_port: Option<u16>,
+    #[serde(default)]
+    p2p_magic: Option<String>,
+    #[serde(default)]
+    p2p_port: Option<u16>,
+    #[serde(default)]
+    p2p_protocol_version: Option<u32>,
+    #[serde(default)]
+    p2p_max_message: Option<u64>,
     p2pkh: String,
     p2sh: Vec<String>,
     #[serde(default)]
@@ -336,6 +344,15 @@ pub struct NetworkParams {
     /// Genesis block hash, internal byte order.
     pub genesis_hash: Hash32,
     pub rpc_port: Option<u16>,
+    /// P2P message-start ("magic") bytes, in wire order (Bitcoin mainnet `f9beb4d9`); `None`
+    /// where the network's value is not recorded (no P2P block source then).
+    pub p2p_magic: Option<[u8; 4]>,
+    /// The node's default P2P port.
+    pub p2p_port: Option<u16>,
+    /// Protocol version to announce in `version` (`None`: the P2P client's default, 70016).
+    pub p2p_protocol_version: Option<u32>,
+    /// Largest P2P message payload accepted, in bytes (`None`: the P2P client's default).
+    pub p2p_max_message: Option<u64>,
     /// P2PKH version byte(s) (1 or 2 bytes).
     pub p2pkh: Vec<u8>,
     /// Accepted P2SH version bytes; the first is used for encoding.
@@ -416,6 +433,17 @@ impl NetworkParams {
             return Err(bad("p2sh needs at least one prefix"));
         }
         let wif = d.wif.as_deref().map(prefix).transpose()?;
+        let p2p_magic = match d.p2p_magic.as_deref() {
+            None => None,
+            Some(s) => Some(
+                hex_decode(s)
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .ok_or_else(|| bad(&format!("p2p_magic {s:?} is not 4 hex bytes")))?,
+            ),
+        };
+        if d.p2p_max_message == Some(0) {
+            return Err(bad("p2p_max_message must be positive"));
+        }
         let h = &d.header;
         if h.size < 80 && d.tx_format != TxFormat::Decred {
             return Err(bad("header size below 80"));
@@ -446,6 +474,10 @@ impl NetworkParams {
             ticker: d.ticker,
             genesis_hash,
             rpc_port: d.rpc_port,
+            p2p_magic,
+            p2p_port: d.p2p_port,
+            p2p_protocol_version: d.p2p_protocol_version,
+            p2p_max_message: d.p2p_max_message,
             p2pkh,
             p2sh,
             wif,

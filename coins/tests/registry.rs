@@ -248,3 +248,65 @@ fn unavailable_hashes_are_listed() {
         }
     }
 }
+
+#[test]
+fn p2p_parameters_of_the_major_networks() {
+    for (coin, net, magic, port) in [
+        ("Bitcoin", "mainnet", "f9beb4d9", 8333),
+        ("Bitcoin", "testnet", "0b110907", 18333),
+        ("Bitcoin", "testnet4", "1c163f28", 48333),
+        ("Bitcoin", "signet", "0a03cf40", 38333),
+        ("Bitcoin", "regtest", "fabfb5da", 18444),
+        ("BitcoinCash", "mainnet", "e3e1f3e8", 8333),
+        ("BitcoinCash", "testnet", "f4e5f3f4", 18333),
+        ("BitcoinCash", "regtest", "dab5bffa", 18444),
+        ("BitcoinSV", "mainnet", "e3e1f3e8", 8333),
+        ("BitcoinSV", "testnet", "f4e5f3f4", 18333),
+        ("BitcoinSV", "regtest", "dab5bffa", 18444),
+        ("Litecoin", "mainnet", "fbc0b6db", 9333),
+        ("Litecoin", "testnet", "fdd2c8f1", 19335),
+        ("Litecoin", "regtest", "fabfb5da", 19444),
+        ("Dogecoin", "mainnet", "c0c0c0c0", 22556),
+    ] {
+        let c = lookup(coin, net).unwrap_or_else(|e| panic!("{coin}/{net}: {e}"));
+        let p = c.params();
+        let got = p.p2p_magic.map(|m| anode_coins::hex_encode(&m));
+        assert_eq!(got.as_deref(), Some(magic), "{coin}/{net} magic");
+        assert_eq!(p.p2p_port, Some(port), "{coin}/{net} port");
+    }
+    let bsv = lookup("BitcoinSV", "regtest").expect("bsv");
+    assert_eq!(bsv.params().p2p_max_message, Some(1 << 30));
+    assert_eq!(
+        lookup("Bitcoin", "mainnet")
+            .expect("btc")
+            .params()
+            .p2p_max_message,
+        None
+    );
+    // Networks whose values are not recorded have none.
+    assert_eq!(
+        lookup("Dogecoin", "testnet")
+            .expect("doge")
+            .params()
+            .p2p_magic,
+        None
+    );
+}
+
+#[test]
+fn p2p_magic_must_be_four_hex_bytes() {
+    let entry = |magic: &str| {
+        format!(
+            "[[network]]\ncoin = \"X\"\nnet = \"mainnet\"\nticker = \"X\"\n\
+             genesis_hash = \"{}\"\np2p_magic = \"{magic}\"\np2pkh = \"00\"\np2sh = [\"05\"]\n\
+             header = {{ layout = \"fixed\", size = 80 }}\ntx_format = \"legacy\"\n",
+            "00".repeat(32)
+        )
+    };
+    let ok = anode_coins::load_networks_from_str(&entry("fabfb5da"), "t").expect("valid");
+    assert_eq!(ok[0].p2p_magic, Some([0xfa, 0xbf, 0xb5, 0xda]));
+    for bad in ["fabfb5", "fabfb5da00", "zzzzzzzz"] {
+        let err = anode_coins::load_networks_from_str(&entry(bad), "t").expect_err(bad);
+        assert!(err.to_string().contains("p2p_magic"), "{err}");
+    }
+}
