@@ -359,29 +359,70 @@ impl RpcDaemon {
                     return Err(DaemonError::NoTxIndex);
                 }
             }
-            // Nodes without getindexinfo (older Core, BSV): ask for a transaction that only a
-            // transaction index can find, the coinbase of block 1.
+            // Nodes without getindexinfo (older Core, BSV): look for proof.
             Err(DaemonError::MethodNotFound(_)) if info.blocks >= 1 => {
-                let hash = self.call("getblockhash", json!([1])).await?;
-                let block = self.call("getblock", json!([hash, 1])).await?;
-                if let Some(coinbase) = block
-                    .get("tx")
-                    .and_then(|t| t.get(0))
-                    .and_then(Value::as_str)
-                {
-                    match self.call("getrawtransaction", json!([coinbase, 0])).await {
-                        Err(DaemonError::Rpc { code: -5, .. }) => {
-                            return Err(DaemonError::NoTxIndex)
-                        }
-                        Err(e) => return Err(e),
-                        Ok(_) => {}
-                    }
-                }
+                self.probe_txindex(info.blocks).await?
             }
             Err(DaemonError::MethodNotFound(_)) => {}
             Err(e) => return Err(e),
         }
         info!(url = %self.current_url(), chain = %info.chain, height = info.blocks, "daemon checked");
+        Ok(())
+    }
+}
+
+impl RpcDaemon {
+    /// Decides whether a node without `getindexinfo` keeps a transaction index. Without one,
+    /// such nodes still find transactions with an unspent output (through the UTXO set), so the
+    /// proof must be a transaction whose outputs are all spent: the previous transactions of
+    /// recent spends. One of those that the node cannot find means no index; one it finds
+    /// means an index. With no spends in the last blocks there is no proof either way, and the
+    /// node is given the benefit of the doubt.
+    async fn probe_txindex(&self, tip: u32) -> Result<()> {
+        let mut candidates = 0;
+        for height in (tip.saturating_sub(50)..=tip).rev() {
+            let hash = self.call("getblockhash", json!([height])).await?;
+            let block = self.call("getblock", json!([hash, 2])).await?;
+            let Some(txs) = block.get("tx").and_then(Value::as_array) else {
+                break;
+            };
+            for tx in txs.iter().skip(1) {
+                let Some(vin) = tx.get("vin").and_then(Value::as_array) else {
+                    continue;
+                };
+                for input in vin {
+                    let Some(prev) = input.get("txid").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let found = match self.call("getrawtransaction", json!([prev, 1])).await {
+                        Err(DaemonError::Rpc { code: -5, .. }) => {
+                            return Err(DaemonError::NoTxIndex)
+                        }
+                        Err(e) => return Err(e),
+                        Ok(found) => found,
+                    };
+                    let outputs = found
+                        .get("vout")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    let mut all_spent = outputs > 0;
+                    for n in 0..outputs {
+                        if !self.call("gettxout", json!([prev, n])).await?.is_null() {
+                            all_spent = false;
+                            break;
+                        }
+                    }
+                    if all_spent {
+                        return Ok(());
+                    }
+                    candidates += 1;
+                    if candidates >= 20 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        warn!("cannot tell whether the daemon keeps a transaction index (no recent spends); assuming it does");
         Ok(())
     }
 }
