@@ -93,7 +93,10 @@ async fn the_client_reads_blocks_mempool_reorgs_and_restarts_of_a_real_node() {
     let verbose = client.raw_transaction_verbose(&txid).await.unwrap();
     assert_eq!(verbose["confirmations"], 1);
     // Now that a coinbase is fully spent, the txindex probe has its proof, and passes.
-    client.preflight(bsv_node::GENESIS, "BitcoinSV", "regtest").await.expect("the node keeps a txindex");
+    client
+        .preflight(bsv_node::GENESIS, "BitcoinSV", "regtest")
+        .await
+        .expect("the node keeps a txindex");
 
     // Broadcasting a confirmed transaction again is the node's error, passed through.
     let err = client

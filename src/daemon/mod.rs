@@ -5,10 +5,12 @@
 //! simulator both implement it, so nothing above this module can tell them apart.
 
 mod error;
+mod fetcher;
 mod rpc;
 mod types;
 
 pub use error::DaemonError;
+pub use fetcher::{BlockFetcher, FetchedBlock, FetcherOptions};
 pub use rpc::{hide_credentials, RetryPolicy, RpcDaemon, RpcDaemonOptions};
 pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
 
