@@ -165,3 +165,30 @@ async fn the_client_reads_blocks_mempool_reorgs_and_restarts_of_a_real_node() {
     assert!(err.to_string().contains("txindex=1"), "{err}");
     let _: Value = client.call("stop", json!([])).await.unwrap_or(Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zmq_hashblock_announces_a_new_tip_before_the_next_poll() {
+    let Some(binary) = bsv_node::binary() else {
+        return;
+    };
+    let zmq = format!("tcp://127.0.0.1:{}", bsv_node::free_port());
+    let node = BsvNode::start_with(&binary, &[format!("-zmqpubhashblock={zmq}")]);
+    let client = std::sync::Arc::new(node.client(Duration::from_secs(60)));
+    client.block_count().await.expect("the node starts");
+    // A poll interval far longer than the test: only ZMQ can deliver the tip in time.
+    let mut tips =
+        anode::daemon::TipWatcher::spawn(client.clone(), Duration::from_secs(600), Some(zmq));
+    tips.wait_for(|t| t.is_some()).await.unwrap();
+    // Give the subscription a moment to connect before the block is mined.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mined = client.call("generate", json!([1])).await.unwrap();
+    let tip = tokio::time::timeout(
+        Duration::from_secs(10),
+        tips.wait_for(|t| t.is_some_and(|t| t.height == 1)),
+    )
+    .await
+    .expect("ZMQ woke the watcher")
+    .unwrap()
+    .unwrap();
+    assert_eq!(json!([hash_to_hex(&tip.hash)]), mined);
+}

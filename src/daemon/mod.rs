@@ -7,11 +7,13 @@
 mod error;
 mod fetcher;
 mod rpc;
+mod tips;
 mod types;
 
 pub use error::DaemonError;
 pub use fetcher::{BlockFetcher, FetchedBlock, FetcherOptions};
 pub use rpc::{hide_credentials, RetryPolicy, RpcDaemon, RpcDaemonOptions};
+pub use tips::{ChainTip, TipWatcher};
 pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
 
 use async_trait::async_trait;

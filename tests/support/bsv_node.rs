@@ -26,7 +26,8 @@ pub fn binary() -> Option<PathBuf> {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -44,11 +45,17 @@ pub struct BsvNode {
     pub p2p_port: u16,
     child: Option<Child>,
     txindex: bool,
+    extra_args: Vec<String>,
 }
 
 impl BsvNode {
     /// Starts a node with a transaction index.
     pub fn start(binary: &Path) -> BsvNode {
+        Self::start_with(binary, &[])
+    }
+
+    /// Starts a node with a transaction index and `extra_args`.
+    pub fn start_with(binary: &Path, extra_args: &[String]) -> BsvNode {
         let mut node = BsvNode {
             binary: binary.to_path_buf(),
             datadir: tempfile::Builder::new()
@@ -59,6 +66,7 @@ impl BsvNode {
             p2p_port: free_port(),
             child: None,
             txindex: true,
+            extra_args: extra_args.to_vec(),
         };
         node.spawn();
         node
@@ -87,6 +95,7 @@ impl BsvNode {
                 "-minminingtxfee=0.00000500".into(),
                 "-printtoconsole=0".into(),
             ])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
