@@ -18,6 +18,7 @@ struct State {
     chain: SimChain,
     outage_until: Option<Instant>,
     warming_until: Option<Instant>,
+    pruned: bool,
     tip_changes: u64,
 }
 
@@ -38,6 +39,7 @@ impl Simulator {
                 chain,
                 outage_until: None,
                 warming_until: None,
+                pruned: false,
                 tip_changes: 0,
             })),
         }
@@ -88,6 +90,17 @@ impl Simulator {
     /// Answers every call with -28 "Loading block index..." for `duration`.
     pub fn warm_up(&self, duration: Duration) {
         self.state().warming_until = Some(Instant::now() + duration);
+    }
+
+    /// Makes the node report itself as pruned (`getblockchaininfo.pruned`), to test that a
+    /// server refuses such a node.
+    pub fn set_pruned(&self, pruned: bool) {
+        self.state().pruned = pruned;
+    }
+
+    /// Whether the node reports itself as pruned.
+    pub fn pruned(&self) -> bool {
+        self.state().pruned
     }
 
     /// Whether the node is warming up now.

@@ -130,17 +130,20 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
         return Err((-28, "Loading block index...".into()));
     }
     match method {
-        "getblockchaininfo" => Ok(sim.with_chain(|c| {
-            json!({
-                "chain": chain_name(c),
-                "blocks": c.height(),
-                "headers": c.height(),
-                "bestblockhash": hash_to_hex(&c.tip().hash),
-                "pruned": false,
-                "initialblockdownload": false,
-                "verificationprogress": 1.0,
-            })
-        })),
+        "getblockchaininfo" => {
+            let pruned = sim.pruned();
+            Ok(sim.with_chain(|c| {
+                json!({
+                    "chain": chain_name(c),
+                    "blocks": c.height(),
+                    "headers": c.height(),
+                    "bestblockhash": hash_to_hex(&c.tip().hash),
+                    "pruned": pruned,
+                    "initialblockdownload": false,
+                    "verificationprogress": 1.0,
+                })
+            }))
+        }
         "getblockcount" => Ok(json!(sim.with_chain(SimChain::height))),
         "getbestblockhash" => Ok(json!(sim.with_chain(|c| hash_to_hex(&c.tip().hash)))),
         "getblockhash" => {
@@ -362,6 +365,11 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
         "sim_outage" => {
             let ms = param_u64(params, 0, Some(1000))?;
             sim.outage(Duration::from_millis(ms));
+            Ok(Value::Null)
+        }
+        "sim_set_pruned" => {
+            let pruned = params.first().and_then(Value::as_bool).unwrap_or(true);
+            sim.set_pruned(pruned);
             Ok(Value::Null)
         }
         "sim_warm_up" => {

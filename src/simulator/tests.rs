@@ -208,6 +208,30 @@ async fn the_rpc_client_reads_everything_from_a_served_simulator() {
     );
     let err = client.send_raw_transaction(&spend_hex).await.unwrap_err();
     assert!(matches!(err, DaemonError::Rpc { code: -27, .. }), "{err}");
+    // A package: a child of the broadcast transaction.
+    let child_hex = sim.with_chain(|c| {
+        let parent = c.tx(&spend_txid).unwrap();
+        let out = anode_coins::TxOut {
+            value: parent.outputs[0].value - 1000,
+            script: vec![0x51],
+        };
+        let encoded = c
+            .coin()
+            .encoder()
+            .unwrap()
+            .spend(
+                &[anode_coins::OutPoint {
+                    txid: spend_txid,
+                    vout: 0,
+                }],
+                &[out],
+            )
+            .unwrap();
+        hex::encode(encoded.raw)
+    });
+    let package = client.submit_package(&[child_hex]).await.unwrap();
+    assert_eq!(package["tx-results"][0]["allowed"], true, "{package}");
+    assert_eq!(client.mempool_txids().await.unwrap().len(), 6);
     let err = client.send_raw_transaction("00").await.unwrap_err();
     assert!(matches!(err, DaemonError::Rpc { code: -22, .. }), "{err}");
 
