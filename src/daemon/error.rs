@@ -76,6 +76,14 @@ pub enum DaemonError {
          with txindex=1 (a reindex may be needed)"
     )]
     NoTxIndex,
+    /// The P2P block source failed.
+    #[error("P2P block source {peer}: {source}")]
+    P2p {
+        /// the node's P2P address
+        peer: String,
+        /// what went wrong
+        source: super::p2p::P2pError,
+    },
 }
 
 impl DaemonError {
@@ -84,6 +92,6 @@ impl DaemonError {
         matches!(
             self,
             DaemonError::Unreachable { .. } | DaemonError::WarmingUp(_)
-        )
+        ) || matches!(self, DaemonError::P2p { source, .. } if source.is_transient())
     }
 }

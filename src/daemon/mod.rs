@@ -6,12 +6,14 @@
 
 mod error;
 mod fetcher;
+pub mod p2p;
 mod rpc;
 mod tips;
 mod types;
 
 pub use error::DaemonError;
 pub use fetcher::{BlockFetcher, FetchedBlock, FetcherOptions};
+pub use p2p::{P2pBlockSource, P2pDaemon, P2pError, P2pOptions};
 pub use rpc::{hide_credentials, RetryPolicy, RpcDaemon, RpcDaemonOptions};
 pub use tips::{ChainTip, TipWatcher};
 pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};

@@ -6,6 +6,7 @@
 mod chain;
 mod control;
 mod daemon;
+mod p2p;
 mod profile;
 mod rpc;
 mod server;
@@ -13,6 +14,7 @@ mod server;
 pub use chain::{SimBlock, SimChain, SimError, SimTx, BLOCK_REWARD, REGTEST_BITS};
 pub use control::{Rejection, Simulator};
 pub use daemon::SimDaemon;
+pub use p2p::{serve_p2p, SimP2pServer};
 pub use profile::Profile;
 pub use rpc::dispatch;
 pub use server::{serve, Auth, SimServer};
