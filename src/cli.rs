@@ -45,6 +45,7 @@ fn command() -> Command {
             .arg(Arg::new("blocks").long("blocks").default_value("200").value_parser(clap::value_parser!(u32)).help("Blocks to mine before serving"))
             .arg(Arg::new("seed").long("seed").default_value("1").value_parser(clap::value_parser!(u64)).help("RNG seed: the same seed gives the same chain"))
             .arg(Arg::new("listen").long("listen").default_value("127.0.0.1:18443").help("Address of the JSON-RPC/REST listener"))
+            .arg(Arg::new("p2p-listen").long("p2p-listen").value_name("ADDR").help("Also serve blocks over the P2P protocol (version, getdata, getheaders) on ADDR, with the network's magic"))
             .arg(Arg::new("rpc-auth").long("rpc-auth").value_name("USER:PASS").help("Demand these credentials (HTTP basic auth)"))
             .arg(Arg::new("mempool").long("mempool").default_value("0").value_parser(clap::value_parser!(u32)).help("Transactions to put in the mempool after mining"))
             .arg(Arg::new("block-interval").long("block-interval").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving")),
@@ -141,6 +142,17 @@ async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> any
     let server = simulator::serve(sim.clone(), listen, auth.clone())
         .await
         .with_context(|| format!("listening on {listen}"))?;
+    let p2p = match sub.get_one::<String>("p2p-listen") {
+        Some(addr) => {
+            let addr: SocketAddr = addr.parse().context("--p2p-listen must be host:port")?;
+            let p2p = simulator::serve_p2p(sim.clone(), addr)
+                .await
+                .with_context(|| format!("P2P listener on {addr}"))?;
+            tracing::info!(addr = %p2p.addr, "simulator serving blocks over P2P");
+            Some(p2p)
+        }
+        None => None,
+    };
     crate::output::simulator_ready(&server.url(&auth), &genesis, custom);
     let interval = sub.get_one::<u64>("block-interval").copied();
     let mut ticker =
@@ -158,5 +170,8 @@ async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> any
         }
     }
     server.stop();
+    if let Some(p2p) = p2p {
+        p2p.stop();
+    }
     Ok(())
 }
