@@ -311,6 +311,8 @@ pub struct Config {
     pub reorg_limit: Option<u32>,
     /// block source
     pub block_source: BlockSource,
+    /// the node's P2P address for the P2P block source
+    pub daemon_p2p_addr: Option<String>,
     /// ZMQ hashblock endpoint
     pub zmq_block_url: Option<String>,
     /// tip poll interval, ms
@@ -385,6 +387,7 @@ impl Config {
             cache_mb: raw.required("cache_mb")?,
             reorg_limit: raw.parse("reorg_limit")?,
             block_source: raw.required("block_source")?,
+            daemon_p2p_addr: raw.parse("daemon_p2p_addr")?,
             zmq_block_url: raw.parse("zmq_block_url")?,
             poll_interval_blocks_ms: raw.required("poll_interval_blocks_ms")?,
             poll_interval_mempool_ms: raw.required("poll_interval_mempool_ms")?,

@@ -49,6 +49,8 @@ options! {
         "Deepest reorganisation the index can undo. Default: the coin's.";
     "block_source", ["BLOCK_SOURCE", "ANODE_BLOCK_SOURCE"], "block-source", Some("auto"),
         "How blocks are fetched: auto, rpc (getblock hex), rest (/rest/block/*.bin) or p2p.";
+    "daemon_p2p_addr", ["DAEMON_P2P_ADDR", "ANODE_DAEMON_P2P_ADDR"], "daemon-p2p-addr", None,
+        "host:port of the node's P2P port for block_source = p2p. Default: the first daemon URL's host and the network's P2P port.";
     "zmq_block_url", ["ZMQ_BLOCK_URL"], "zmq-block-url", None,
         "ZMQ hashblock endpoint of the node (zmqpubhashblock) for low-latency new-tip detection.";
     "poll_interval_blocks_ms", ["DAEMON_POLL_INTERVAL_BLOCKS"], "poll-interval-blocks-ms", Some("5000"),

@@ -4,6 +4,7 @@
 //! over HTTP with failover, plus Bitcoin Core's REST interface for binary blocks) and the chain
 //! simulator both implement it, so nothing above this module can tell them apart.
 
+mod connect;
 mod error;
 mod fetcher;
 pub mod p2p;
@@ -11,6 +12,7 @@ mod rpc;
 mod tips;
 mod types;
 
+pub use connect::connect;
 pub use error::DaemonError;
 pub use fetcher::{BlockFetcher, FetchedBlock, FetcherOptions};
 pub use p2p::{P2pBlockSource, P2pDaemon, P2pError, P2pOptions};
