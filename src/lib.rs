@@ -9,5 +9,6 @@ pub mod config;
 pub mod daemon;
 pub mod index;
 mod output;
+pub mod query;
 pub mod simulator;
 pub mod store_factory;
