@@ -10,6 +10,8 @@ pub const TX_NUM_LEN: usize = 5;
 
 /// height (4 B BE) → raw header
 pub const HEADERS: &str = "headers";
+/// height (4 B BE) → block hash (32 B, internal order, as the node names the block)
+pub const BLOCK_HASHES: &str = "block_hashes";
 /// height (4 B BE) → cumulative tx count at the end of the block (5 B BE)
 pub const TX_COUNTS: &str = "tx_counts";
 /// tx number (5 B BE) → txid (32 B)
@@ -20,18 +22,19 @@ pub const TXID_INDEX: &str = "txid_index";
 pub const HISTORY: &str = "history";
 /// hashX + tx number + vout (4 B BE) → value (8 B LE)
 pub const UTXO: &str = "utxo";
-/// txid prefix (8 B) + vout → hashX + tx number
+/// txid prefix (8 B) + vout (4 B BE) + tx number → hashX + value (8 B LE)
 pub const UTXO_LOOKUP: &str = "utxo_lookup";
 /// tx number + vout → spending tx number
 pub const SPENDERS: &str = "spenders";
 /// height → what the block spent, to undo it in a reorg
 pub const UNDO: &str = "undo";
-/// name → state (tip, tx count, schema version, engine, coin, network, flush id)
+/// name → state (tip, tx count, schema version, engine, coin, network)
 pub const META: &str = "meta";
 
 /// Every table, in the order they are declared to the engine.
 pub const TABLES: &[Table] = &[
     Table::new(HEADERS),
+    Table::new(BLOCK_HASHES),
     Table::new(TX_COUNTS),
     Table::new(TX_HASHES),
     Table::with_prefix(TXID_INDEX, 8),

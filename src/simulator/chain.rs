@@ -95,6 +95,9 @@ pub struct SimChain {
     mempool: Vec<Hash32>,
     scripts: Vec<Vec<u8>>,
     extra_nonce: u32,
+    /// While mining a block that leaves the mempool out: the block's own fresh txids, the only
+    /// unconfirmed outputs its transactions may spend (a valid block cannot spend the mempool).
+    block_without_mempool: Option<HashSet<Hash32>>,
     segwit: bool,
     custom_genesis: bool,
 }
@@ -119,10 +122,16 @@ impl SimChain {
             mempool: Vec::new(),
             scripts: Vec::new(),
             extra_nonce: 0,
+            block_without_mempool: None,
             segwit,
             custom_genesis: false,
         };
         chain.make_genesis()?;
+        // Like Bitcoin's, most genesis coinbases never enter the UTXO set; only coins whose
+        // genesis rule indexes them may spend them.
+        if !chain.coin.index_genesis_outputs() {
+            chain.spendable.clear();
+        }
         Ok(chain)
     }
 
@@ -297,14 +306,30 @@ impl SimChain {
     }
 
     fn draw_spendable(&mut self) -> Option<OutPoint> {
-        while !self.spendable.is_empty() {
+        let mut skipped = Vec::new();
+        let found = loop {
+            if self.spendable.is_empty() {
+                break None;
+            }
             let i = self.rng.gen_range(0..self.spendable.len());
             let outpoint = self.spendable.swap_remove(i);
-            if matches!(self.outputs.get(&outpoint), Some(o) if o.spent_by.is_none()) {
-                return Some(outpoint);
+            if !matches!(self.outputs.get(&outpoint), Some(o) if o.spent_by.is_none()) {
+                continue;
             }
-        }
-        None
+            if let Some(allowed) = &self.block_without_mempool {
+                let confirmed = self
+                    .txs
+                    .get(&outpoint.txid)
+                    .is_some_and(|t| t.height.is_some());
+                if !confirmed && !allowed.contains(&outpoint.txid) {
+                    skipped.push(outpoint);
+                    continue;
+                }
+            }
+            break Some(outpoint);
+        };
+        self.spendable.extend(skipped);
+        found
     }
 
     /// Builds a random transaction from spendable outputs, registering it as unconfirmed.
@@ -464,12 +489,25 @@ impl SimChain {
             };
             let (lo, hi) = self.profile.txs_per_block;
             let fresh = self.rng.gen_range(lo..=hi.max(lo));
+            if !with_mempool {
+                self.block_without_mempool = Some(HashSet::new());
+            }
             for _ in 0..fresh {
-                match self.random_tx()? {
-                    Some(txid) => txids.push(txid),
-                    None => break,
+                match self.random_tx() {
+                    Ok(Some(txid)) => {
+                        if let Some(allowed) = self.block_without_mempool.as_mut() {
+                            allowed.insert(txid);
+                        }
+                        txids.push(txid)
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.block_without_mempool = None;
+                        return Err(e);
+                    }
                 }
             }
+            self.block_without_mempool = None;
             let fees: u64 = txids.iter().map(|t| self.txs[t].fee).sum();
             let script = self.payee_script();
             let coinbase_outputs = vec![TxOut {

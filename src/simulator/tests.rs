@@ -358,3 +358,38 @@ async fn the_in_process_daemon_answers_like_the_served_one() {
         client.mempool_info().await.unwrap()
     );
 }
+
+/// Every input of every block spends an output of an earlier transaction of the chain that no
+/// earlier input spent — through reorgs with and without the mempool.
+#[test]
+fn chains_stay_valid_through_mempool_changes_and_reorgs() {
+    fn validate(chain: &SimChain, what: &str) {
+        let mut unspent = std::collections::HashSet::new();
+        for h in 1..=chain.height() {
+            for txid in &chain.block(h).unwrap().txids {
+                let tx = chain.tx(txid).unwrap();
+                for input in &tx.inputs {
+                    assert!(
+                        unspent.remove(&(input.txid, input.vout)),
+                        "{what}: block {h} spends an output that is not unspent"
+                    );
+                }
+                for vout in 0..tx.outputs.len() as u32 {
+                    unspent.insert((*txid, vout));
+                }
+            }
+        }
+    }
+    for seed in 0..4 {
+        let mut chain = tiny_chain(seed, 20);
+        validate(&chain, "initial");
+        chain.add_mempool_txs(6).unwrap();
+        chain.add_mempool_chain(3).unwrap();
+        chain.reorg(2, 3, false).unwrap();
+        validate(&chain, "reorg leaving the mempool out");
+        chain.mine(2, false).unwrap();
+        validate(&chain, "blocks leaving the mempool out");
+        chain.reorg(3, 3, true).unwrap();
+        validate(&chain, "reorg confirming the mempool");
+    }
+}

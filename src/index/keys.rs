@@ -1,0 +1,152 @@
+//! Key and value encodings of the index tables. Integers in keys are big-endian so that keys
+//! sort numerically; values that are never scanned are little-endian.
+
+use super::schema::{HASHX_LEN, TX_NUM_LEN};
+use crate::query::{Hash32, HashX};
+
+/// A transaction's position in the chain (the first indexed transaction is 0).
+pub type TxNum = u64;
+
+/// Bytes of a txid kept in look-up keys; collisions are resolved through `tx_hashes`.
+pub const TXID_PREFIX_LEN: usize = 8;
+
+/// Largest tx number that fits the 5-byte encoding.
+pub const MAX_TX_NUM: TxNum = (1 << (8 * TX_NUM_LEN)) - 1;
+
+/// `height` as a key.
+pub fn height_key(height: u32) -> [u8; 4] {
+    height.to_be_bytes()
+}
+
+/// A height key back to the height.
+pub fn read_height(key: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(key.get(..4)?.try_into().ok()?))
+}
+
+/// `n` as 5 big-endian bytes.
+pub fn tx_num_bytes(n: TxNum) -> [u8; TX_NUM_LEN] {
+    let full = n.to_be_bytes();
+    let mut out = [0u8; TX_NUM_LEN];
+    out.copy_from_slice(&full[8 - TX_NUM_LEN..]);
+    out
+}
+
+/// 5 big-endian bytes back to a tx number.
+pub fn read_tx_num(bytes: &[u8]) -> Option<TxNum> {
+    let bytes = bytes.get(..TX_NUM_LEN)?;
+    let mut full = [0u8; 8];
+    full[8 - TX_NUM_LEN..].copy_from_slice(bytes);
+    Some(u64::from_be_bytes(full))
+}
+
+/// A hashX from the start of `bytes`.
+pub fn read_hashx(bytes: &[u8]) -> Option<HashX> {
+    bytes.get(..HASHX_LEN)?.try_into().ok()
+}
+
+/// A 32-byte hash from the start of `bytes`.
+pub fn read_hash(bytes: &[u8]) -> Option<Hash32> {
+    bytes.get(..32)?.try_into().ok()
+}
+
+/// The first bytes of a txid, as used in look-up keys.
+pub fn txid_prefix(txid: &Hash32) -> [u8; TXID_PREFIX_LEN] {
+    let mut out = [0u8; TXID_PREFIX_LEN];
+    out.copy_from_slice(&txid[..TXID_PREFIX_LEN]);
+    out
+}
+
+/// `txid_index`: txid prefix + tx number.
+pub fn txid_index_key(txid: &Hash32, tx_num: TxNum) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TXID_PREFIX_LEN + TX_NUM_LEN);
+    key.extend_from_slice(&txid_prefix(txid));
+    key.extend_from_slice(&tx_num_bytes(tx_num));
+    key
+}
+
+/// `history`: hashX + tx number.
+pub fn history_key(hashx: &HashX, tx_num: TxNum) -> Vec<u8> {
+    let mut key = Vec::with_capacity(HASHX_LEN + TX_NUM_LEN);
+    key.extend_from_slice(hashx);
+    key.extend_from_slice(&tx_num_bytes(tx_num));
+    key
+}
+
+/// `utxo`: hashX + tx number + vout.
+pub fn utxo_key(hashx: &HashX, tx_num: TxNum, vout: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(HASHX_LEN + TX_NUM_LEN + 4);
+    key.extend_from_slice(hashx);
+    key.extend_from_slice(&tx_num_bytes(tx_num));
+    key.extend_from_slice(&vout.to_be_bytes());
+    key
+}
+
+/// The prefix of `utxo_lookup` keys for an outpoint: txid prefix + vout.
+pub fn utxo_lookup_prefix(txid: &Hash32, vout: u32) -> [u8; TXID_PREFIX_LEN + 4] {
+    let mut key = [0u8; TXID_PREFIX_LEN + 4];
+    key[..TXID_PREFIX_LEN].copy_from_slice(&txid_prefix(txid));
+    key[TXID_PREFIX_LEN..].copy_from_slice(&vout.to_be_bytes());
+    key
+}
+
+/// `utxo_lookup`: txid prefix + vout + tx number. The tx number makes two outputs whose txids
+/// share a prefix distinct keys instead of one overwriting the other.
+pub fn utxo_lookup_key(txid: &Hash32, vout: u32, tx_num: TxNum) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TXID_PREFIX_LEN + 4 + TX_NUM_LEN);
+    key.extend_from_slice(&utxo_lookup_prefix(txid, vout));
+    key.extend_from_slice(&tx_num_bytes(tx_num));
+    key
+}
+
+/// `utxo_lookup` value: hashX + value (8 B LE), so a spend needs one seek.
+pub fn utxo_lookup_value(hashx: &HashX, value: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HASHX_LEN + 8);
+    out.extend_from_slice(hashx);
+    out.extend_from_slice(&value.to_le_bytes());
+    out
+}
+
+/// `spenders`: tx number + vout of the spent output.
+pub fn spender_key(tx_num: TxNum, vout: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TX_NUM_LEN + 4);
+    key.extend_from_slice(&tx_num_bytes(tx_num));
+    key.extend_from_slice(&vout.to_be_bytes());
+    key
+}
+
+/// A value of 8 little-endian bytes.
+pub fn read_value(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// A big-endian u32 at `offset`.
+pub fn read_u32_be(bytes: &[u8], offset: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        bytes.get(offset..offset + 4)?.try_into().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_numbers_round_trip_and_sort() {
+        for n in [0, 1, 255, 256, 1 << 32, MAX_TX_NUM] {
+            assert_eq!(read_tx_num(&tx_num_bytes(n)), Some(n));
+        }
+        assert!(tx_num_bytes(255) < tx_num_bytes(256));
+        assert!(tx_num_bytes(1 << 32) > tx_num_bytes((1 << 32) - 1));
+    }
+
+    #[test]
+    fn lookup_keys_group_by_outpoint() {
+        let txid = [7u8; 32];
+        let a = utxo_lookup_key(&txid, 1, 5);
+        let b = utxo_lookup_key(&txid, 1, 9);
+        assert!(a.starts_with(&utxo_lookup_prefix(&txid, 1)));
+        assert!(b.starts_with(&utxo_lookup_prefix(&txid, 1)));
+        assert_ne!(a, b);
+        assert!(!utxo_lookup_key(&txid, 2, 5).starts_with(&utxo_lookup_prefix(&txid, 1)));
+    }
+}

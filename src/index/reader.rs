@@ -1,0 +1,441 @@
+//! The index's answers to the protocol ([`ChainQuery`]). Each answer reads one state: the
+//! mempool lock, then the chain view with a store snapshot taken under its lock — the same
+//! order the block processor takes them in, so a block is either wholly in an answer or not.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use anode_coins::Coin;
+use anode_store::{Direction, ReadView, Store};
+use async_trait::async_trait;
+use lru::LruCache;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use super::keys::*;
+use super::mempool::Mempool;
+use super::merkle::branch_and_root;
+use super::schema::*;
+use super::writer::{find_tx_num, read_txids, ChainView, IndexError, SharedChain};
+use crate::daemon::DaemonApi;
+use crate::query::*;
+
+/// Raw transactions kept after a fetch from the node.
+const TX_CACHE_ENTRIES: usize = 4096;
+
+/// Reads of the index for the protocol server.
+pub struct IndexQuery {
+    store: Arc<dyn Store>,
+    chain: Arc<SharedChain>,
+    mempool: Arc<Mempool>,
+    daemon: Arc<dyn DaemonApi>,
+    coin: Arc<dyn Coin>,
+    events: broadcast::Sender<Arc<ChainEvent>>,
+    tx_cache: Mutex<LruCache<Hash32, Arc<Vec<u8>>>>,
+}
+
+impl From<IndexError> for QueryError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::Store(e) => QueryError::Store(e),
+            other => QueryError::Corrupt(other.to_string()),
+        }
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> QueryError {
+    QueryError::Corrupt(format!("query task failed: {e}"))
+}
+
+impl IndexQuery {
+    /// Queries over `store`, following `chain` and `mempool`; events go out on `events`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        chain: Arc<SharedChain>,
+        mempool: Arc<Mempool>,
+        daemon: Arc<dyn DaemonApi>,
+        coin: Arc<dyn Coin>,
+        events: broadcast::Sender<Arc<ChainEvent>>,
+    ) -> Self {
+        IndexQuery {
+            store,
+            chain,
+            mempool,
+            daemon,
+            coin,
+            events,
+            tx_cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(TX_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    /// Runs `f` on a blocking thread with the chain view and a snapshot of the same state.
+    async fn with_snapshot<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ChainView, &dyn ReadView) -> QueryResult<T> + Send + 'static,
+    ) -> QueryResult<T> {
+        let (store, chain) = (Arc::clone(&self.store), Arc::clone(&self.chain));
+        tokio::task::spawn_blocking(move || {
+            let (view, snapshot) = chain.view_and_snapshot(store.as_ref())?;
+            f(&view, snapshot.as_ref())
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    /// Like [`Self::with_snapshot`], also giving `mempool_part` computed under the mempool
+    /// lock taken before the chain's.
+    async fn with_mempool<M: Send + 'static, T: Send + 'static>(
+        &self,
+        mempool_part: impl FnOnce(&super::mempool::MempoolState) -> M + Send + 'static,
+        f: impl FnOnce(&ChainView, &dyn ReadView, M) -> QueryResult<T> + Send + 'static,
+    ) -> QueryResult<T> {
+        let (store, chain, mempool) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.chain),
+            Arc::clone(&self.mempool),
+        );
+        tokio::task::spawn_blocking(move || {
+            let guard = mempool.read();
+            let (view, snapshot) = chain.view_and_snapshot(store.as_ref())?;
+            let part = mempool_part(&guard);
+            drop(guard);
+            f(&view, snapshot.as_ref(), part)
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+fn txid_of(view: &dyn ReadView, tx_num: TxNum) -> QueryResult<Hash32> {
+    view.get(TX_HASHES, &tx_num_bytes(tx_num))?
+        .as_deref()
+        .and_then(read_hash)
+        .ok_or_else(|| QueryError::Corrupt(format!("no txid for tx number {tx_num}")))
+}
+
+fn height_of(chain: &ChainView, tx_num: TxNum) -> QueryResult<u32> {
+    chain
+        .height_of(tx_num)
+        .ok_or_else(|| QueryError::Corrupt(format!("tx number {tx_num} is past the tip")))
+}
+
+/// Confirmed history rows of `hashx`, at most `limit` of them (else `HistoryTooLarge`).
+fn confirmed_history(
+    chain: &ChainView,
+    view: &dyn ReadView,
+    hashx: &HashX,
+    limit: usize,
+) -> QueryResult<Vec<HistoryEntry>> {
+    let mut tx_nums = Vec::new();
+    for row in view.scan_prefix(HISTORY, hashx, Direction::Forward)? {
+        let (key, _) = row?;
+        if tx_nums.len() >= limit {
+            return Err(QueryError::HistoryTooLarge);
+        }
+        let tx_num = read_tx_num(&key[HASHX_LEN..])
+            .ok_or_else(|| QueryError::Corrupt("damaged history row".into()))?;
+        tx_nums.push(tx_num);
+    }
+    tx_nums
+        .into_iter()
+        .map(|tx_num| {
+            Ok(HistoryEntry {
+                txid: txid_of(view, tx_num)?,
+                height: i64::from(height_of(chain, tx_num)?),
+                fee: None,
+            })
+        })
+        .collect()
+}
+
+/// Confirmed unspent outputs of `hashx`: (tx number, vout, value).
+fn confirmed_utxos(
+    view: &dyn ReadView,
+    hashx: &HashX,
+    limit: usize,
+) -> QueryResult<Vec<(TxNum, u32, u64)>> {
+    let mut out = Vec::new();
+    for row in view.scan_prefix(UTXO, hashx, Direction::Forward)? {
+        let (key, value) = row?;
+        if out.len() >= limit {
+            return Err(QueryError::HistoryTooLarge);
+        }
+        let parsed = (
+            read_tx_num(&key[HASHX_LEN..]),
+            read_u32_be(&key, HASHX_LEN + TX_NUM_LEN),
+            read_value(&value),
+        );
+        let (Some(tx_num), Some(vout), Some(value)) = parsed else {
+            return Err(QueryError::Corrupt("damaged utxo row".into()));
+        };
+        out.push((tx_num, vout, value));
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl ChainQuery for IndexQuery {
+    fn tip(&self) -> Tip {
+        let view = self.chain.view();
+        Tip {
+            height: view.height().unwrap_or(0),
+            hash: view.hashes.last().copied().unwrap_or([0; 32]),
+            header: view.tip_header.clone(),
+        }
+    }
+
+    async fn header(&self, height: u32) -> QueryResult<Option<Vec<u8>>> {
+        self.with_snapshot(move |_, view| Ok(view.get(HEADERS, &height_key(height))?))
+            .await
+    }
+
+    async fn headers(&self, start: u32, count: u32) -> QueryResult<Vec<Vec<u8>>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.with_snapshot(move |_, view| {
+            let end = start.saturating_add(count);
+            let range =
+                anode_store::KeyRange::between(&height_key(start), &height_key(end.max(start)));
+            let mut out = Vec::new();
+            for row in view.scan(HEADERS, range, Direction::Forward)? {
+                out.push(row?.1);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn header_proof(&self, height: u32, cp_height: u32) -> QueryResult<HeaderProof> {
+        let view = self.chain.view();
+        if height > cp_height || cp_height as usize >= view.hashes.len() {
+            return Err(QueryError::OutOfRange(format!(
+                "header height {height} must be <= cp_height {cp_height} which must be <= chain height {}",
+                view.height().unwrap_or(0)
+            )));
+        }
+        tokio::task::spawn_blocking(move || {
+            let leaves = &view.hashes[..=cp_height as usize];
+            let (branch, root) = branch_and_root(leaves, height as usize)
+                .ok_or_else(|| QueryError::OutOfRange("height beyond the checkpoint".into()))?;
+            Ok(HeaderProof { branch, root })
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn history(&self, script: &ScriptHash, limit: usize) -> QueryResult<History> {
+        let hashx = script.hashx();
+        self.with_mempool(
+            move |mempool| mempool.history(&hashx),
+            move |chain, view, mempool| {
+                Ok(History {
+                    confirmed: confirmed_history(chain, view, &hashx, limit)?,
+                    mempool,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn mempool_history(&self, script: &ScriptHash) -> QueryResult<Vec<HistoryEntry>> {
+        Ok(self.mempool.read().history(&script.hashx()))
+    }
+
+    async fn balance(&self, script: &ScriptHash) -> QueryResult<Balance> {
+        let hashx = script.hashx();
+        self.with_mempool(
+            move |mempool| mempool.balance_delta(&hashx),
+            move |_, view, unconfirmed| {
+                let confirmed = confirmed_utxos(view, &hashx, usize::MAX)?
+                    .iter()
+                    .map(|(_, _, v)| *v)
+                    .sum();
+                Ok(Balance {
+                    confirmed,
+                    unconfirmed,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn unspent(&self, script: &ScriptHash, limit: usize) -> QueryResult<Vec<Unspent>> {
+        let hashx = script.hashx();
+        self.with_mempool(
+            move |mempool| {
+                let spends: std::collections::HashSet<OutPoint> = mempool
+                    .history(&hashx)
+                    .iter()
+                    .filter_map(|e| mempool.get(&e.txid))
+                    .flat_map(|tx| tx.inputs.iter().map(|(o, _, _)| *o))
+                    .collect();
+                (spends, mempool.unspent(&hashx))
+            },
+            move |chain, view, (spends, mempool_utxos)| {
+                let mut out = Vec::new();
+                for (tx_num, vout, value) in confirmed_utxos(view, &hashx, limit)? {
+                    let txid = txid_of(view, tx_num)?;
+                    if spends.contains(&OutPoint { txid, vout }) {
+                        continue;
+                    }
+                    out.push(Unspent {
+                        txid,
+                        vout,
+                        height: height_of(chain, tx_num)?,
+                        value,
+                    });
+                }
+                for (outpoint, value) in mempool_utxos {
+                    if out.len() >= limit {
+                        return Err(QueryError::HistoryTooLarge);
+                    }
+                    out.push(Unspent {
+                        txid: outpoint.txid,
+                        vout: outpoint.vout,
+                        height: 0,
+                        value,
+                    });
+                }
+                Ok(out)
+            },
+        )
+        .await
+    }
+
+    async fn raw_transaction(&self, txid: &Hash32) -> QueryResult<Option<Vec<u8>>> {
+        if let Some(raw) = self.tx_cache.lock().get(txid) {
+            return Ok(Some(raw.as_ref().clone()));
+        }
+        let raw = self.daemon.raw_transactions(&[*txid]).await?;
+        let raw = raw.into_iter().next().flatten();
+        if let Some(raw) = &raw {
+            self.tx_cache.lock().put(*txid, Arc::new(raw.clone()));
+        }
+        Ok(raw)
+    }
+
+    async fn merkle(&self, txid: &Hash32, height: u32) -> QueryResult<Option<TxMerkle>> {
+        let txid = *txid;
+        self.with_snapshot(move |chain, view| {
+            let Some(range) = chain.tx_range(height) else {
+                return Ok(None);
+            };
+            let txids = read_txids(view, range)?;
+            let Some(pos) = txids.iter().position(|t| *t == txid) else {
+                return Ok(None);
+            };
+            let (branch, _) = branch_and_root(&txids, pos)
+                .ok_or_else(|| QueryError::Corrupt("merkle position".into()))?;
+            Ok(Some(TxMerkle {
+                block_height: height,
+                pos: pos as u32,
+                branch,
+            }))
+        })
+        .await
+    }
+
+    async fn txid_at(&self, height: u32, pos: u32) -> QueryResult<Option<(Hash32, Vec<Hash32>)>> {
+        self.with_snapshot(move |chain, view| {
+            let Some(range) = chain.tx_range(height) else {
+                return Ok(None);
+            };
+            if u64::from(pos) >= range.end - range.start {
+                return Ok(None);
+            }
+            let txids = read_txids(view, range)?;
+            let Some((branch, _)) = branch_and_root(&txids, pos as usize) else {
+                return Ok(None);
+            };
+            Ok(Some((txids[pos as usize], branch)))
+        })
+        .await
+    }
+
+    async fn outpoint_status(&self, outpoint: &OutPoint) -> QueryResult<OutpointStatus> {
+        let outpoint = *outpoint;
+        let status = self
+            .with_mempool(
+                move |mempool| {
+                    let funder = mempool.get(&outpoint.txid).map(|tx| {
+                        let exists = tx.outputs.iter().any(|(v, _, _)| *v == outpoint.vout);
+                        (tx.height(), exists)
+                    });
+                    let spender = mempool
+                        .spender(&outpoint)
+                        .and_then(|txid| mempool.get(&txid).map(|tx| (txid, tx.height())));
+                    (funder, spender)
+                },
+                move |chain, view, (mempool_funder, mempool_spender)| {
+                    let mut status = OutpointStatus::default();
+                    let mut need_tx = false;
+                    if let Some(tx_num) = find_tx_num(view, &outpoint.txid)? {
+                        let height = i64::from(height_of(chain, tx_num)?);
+                        let lookup = utxo_lookup_key(&outpoint.txid, outpoint.vout, tx_num);
+                        if view.get(UTXO_LOOKUP, &lookup)?.is_some() {
+                            status.funder_height = Some(height);
+                        } else if let Some(spender) =
+                            view.get(SPENDERS, &spender_key(tx_num, outpoint.vout))?
+                        {
+                            let spender = read_tx_num(&spender)
+                                .ok_or_else(|| QueryError::Corrupt("damaged spender".into()))?;
+                            status.funder_height = Some(height);
+                            status.spender = Some((
+                                txid_of(view, spender)?,
+                                i64::from(height_of(chain, spender)?),
+                            ));
+                        } else {
+                            // An unindexed output (OP_RETURN) or an index past the outputs:
+                            // only the transaction itself can tell.
+                            need_tx = true;
+                            status.funder_height = Some(height);
+                        }
+                    } else if let Some((height, exists)) = mempool_funder {
+                        status.funder_height = exists.then_some(height);
+                        need_tx = !exists;
+                        if need_tx {
+                            status.funder_height = Some(height);
+                        }
+                    }
+                    if status.spender.is_none() && status.funder_height.is_some() {
+                        status.spender = mempool_spender;
+                    }
+                    Ok((status, need_tx))
+                },
+            )
+            .await?;
+        let (mut status, need_tx) = status;
+        if need_tx {
+            let exists = match self.raw_transaction(&outpoint.txid).await? {
+                Some(raw) => self
+                    .coin
+                    .parse_tx(&raw)
+                    .is_ok_and(|tx| (outpoint.vout as usize) < tx.outputs.len()),
+                None => false,
+            };
+            if !exists {
+                status = OutpointStatus::default();
+            }
+        }
+        Ok(status)
+    }
+
+    fn fee_histogram(&self) -> Vec<(f64, u64)> {
+        self.mempool.read().histogram()
+    }
+
+    fn mempool_recent(&self) -> Vec<RecentTx> {
+        self.mempool.read().recent()
+    }
+
+    fn mempool_size(&self) -> usize {
+        self.mempool.read().len()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<ChainEvent>> {
+        self.events.subscribe()
+    }
+}

@@ -1,0 +1,430 @@
+//! The sync loop: follows the node's chain (catching up, undoing reorgs), keeps the mempool
+//! mirror fresh, and sends one [`ChainEvent`] per change to the protocol layer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anode_coins::Coin;
+use anode_store::{Durability, Store};
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use super::mempool::{Mempool, MempoolError};
+use super::progress::Progress;
+use super::writer::{IndexError, IndexWriter, Touched};
+use crate::daemon::{BlockFetcher, DaemonApi, DaemonError, FetcherOptions};
+use crate::query::{ChainEvent, Hash32, Tip};
+
+/// Why the sync stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The index refused (reorg too deep, inconsistent data, store failure).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The node failed.
+    #[error("the node: {0}")]
+    Daemon(#[from] DaemonError),
+    /// A blocking task died.
+    #[error("indexer task failed: {0}")]
+    Task(String),
+}
+
+/// Tuning of the sync loop.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// block fetching
+    pub fetcher: FetcherOptions,
+    /// how often to ask the node for a new tip when nothing wakes us earlier
+    pub tip_poll: Duration,
+    /// how often to refresh the mempool
+    pub mempool_poll: Duration,
+    /// whether to show a progress bar (a terminal) besides the log lines
+    pub progress_bar: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            fetcher: FetcherOptions::default(),
+            tip_poll: Duration::from_secs(1),
+            mempool_poll: Duration::from_secs(5),
+            progress_bar: false,
+        }
+    }
+}
+
+/// Outcome of one catch-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// blocks taken out by reorgs
+    pub undone: u32,
+    /// blocks added
+    pub applied: u32,
+    /// the node's tip height at the end
+    pub tip_height: u32,
+}
+
+/// Drives an [`IndexWriter`] from a node.
+pub struct Indexer {
+    writer: Arc<Mutex<IndexWriter>>,
+    store: Arc<dyn Store>,
+    daemon: Arc<dyn DaemonApi>,
+    coin: Arc<dyn Coin>,
+    mempool: Arc<Mempool>,
+    events: broadcast::Sender<Arc<ChainEvent>>,
+    options: SyncOptions,
+    reorg_limit: u32,
+    last_tip: Mutex<Option<(u32, Hash32)>>,
+    synced: watch::Sender<bool>,
+}
+
+impl Indexer {
+    /// An indexer over `writer`, fetching from `daemon`.
+    pub fn new(
+        writer: IndexWriter,
+        daemon: Arc<dyn DaemonApi>,
+        coin: Arc<dyn Coin>,
+        reorg_limit: u32,
+        options: SyncOptions,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let store = Arc::clone(writer.store());
+        let last_tip = writer.tip();
+        Indexer {
+            writer: Arc::new(Mutex::new(writer)),
+            store,
+            daemon,
+            coin,
+            mempool: Arc::new(Mempool::new()),
+            events,
+            options,
+            reorg_limit,
+            last_tip: Mutex::new(last_tip),
+            synced: watch::channel(false).0,
+        }
+    }
+
+    /// Reads for the protocol server over this indexer's state.
+    pub fn query(&self) -> super::IndexQuery {
+        let chain = self.writer.lock().shared_chain();
+        super::IndexQuery::new(
+            Arc::clone(&self.store),
+            chain,
+            Arc::clone(&self.mempool),
+            Arc::clone(&self.daemon),
+            Arc::clone(&self.coin),
+            self.events.clone(),
+        )
+    }
+
+    /// The mempool mirror.
+    pub fn mempool(&self) -> &Arc<Mempool> {
+        &self.mempool
+    }
+
+    /// Becomes true once the index first reaches the node's tip.
+    pub fn synced(&self) -> watch::Receiver<bool> {
+        self.synced.subscribe()
+    }
+
+    /// The indexed tip (height, hash), pending blocks included.
+    pub fn tip(&self) -> Option<(u32, Hash32)> {
+        self.writer.lock().tip()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut IndexWriter) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, SyncError> {
+        let writer = Arc::clone(&self.writer);
+        tokio::task::spawn_blocking(move || f(&mut writer.lock()))
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))?
+            .map_err(SyncError::from)
+    }
+
+    /// Height of the highest block the index shares with the node's chain, at or below
+    /// `from`. Walks down in growing steps, never further than the reorg limit.
+    async fn fork_point(&self, from: u32) -> Result<Option<u32>, SyncError> {
+        let mut top = from;
+        let mut step = 8u32;
+        loop {
+            let bottom = top.saturating_sub(step - 1);
+            let theirs = self.daemon.block_hashes(bottom..top + 1).await?;
+            let writer = self.writer.lock();
+            for (i, hash) in theirs.iter().enumerate().rev() {
+                let height = bottom + i as u32;
+                if writer.hash_at(height) == Some(*hash) {
+                    return Ok(Some(height));
+                }
+            }
+            drop(writer);
+            if bottom == 0 {
+                return Ok(None);
+            }
+            if from - bottom > self.reorg_limit {
+                return Err(IndexError::ReorgTooDeep {
+                    height: bottom,
+                    limit: self.reorg_limit,
+                }
+                .into());
+            }
+            top = bottom - 1;
+            step = step.saturating_mul(2);
+        }
+    }
+
+    /// Brings the index to the node's current tip: undoes blocks the node no longer has,
+    /// then fetches and applies the rest.
+    pub async fn catch_up(&self, progress: &mut Progress) -> Result<CatchUp, SyncError> {
+        let mut outcome = CatchUp::default();
+        loop {
+            let info = self.daemon.chain_info().await?;
+            let node_height = info.blocks;
+            outcome.tip_height = node_height;
+            let node_hash = crate::daemon::hash_from_hex(&info.bestblockhash);
+            if node_hash.is_some() && self.tip().map(|(_, h)| h) == node_hash {
+                break;
+            }
+            if let Some((height, _)) = self.tip() {
+                let check = height.min(node_height);
+                let fork = self.fork_point(check).await?;
+                let Some(fork) = fork else {
+                    return Err(IndexError::Corrupt(
+                        "the node's genesis block differs from the index's".into(),
+                    )
+                    .into());
+                };
+                if height - fork > self.reorg_limit {
+                    return Err(IndexError::ReorgTooDeep {
+                        height: fork + 1,
+                        limit: self.reorg_limit,
+                    }
+                    .into());
+                }
+                while self.tip().is_some_and(|(h, _)| h > fork) {
+                    let mempool = Arc::clone(&self.mempool);
+                    self.blocking(move |w| {
+                        // Undone transactions go back to the node's mempool; the mirror
+                        // learns them at its next refresh.
+                        let _guard = mempool.write();
+                        w.undo_tip()
+                    })
+                    .await?;
+                    outcome.undone += 1;
+                }
+                if outcome.undone > 0 {
+                    info!(fork, undone = outcome.undone, "reorg: blocks undone");
+                }
+            }
+            let from = self.tip().map_or(0, |(h, _)| h + 1);
+            if from > node_height {
+                break;
+            }
+            let applied = self.apply_range(from, node_height, progress).await?;
+            outcome.applied += applied.0;
+            if !applied.1 {
+                // the node's chain changed under the fetch: look for the fork again
+                continue;
+            }
+        }
+        let mempool = Arc::clone(&self.mempool);
+        self.blocking(move |w| {
+            let mut guard = mempool.write();
+            let mut touched = Touched::default();
+            let confirmed = w.pending_txids();
+            w.flush(Durability::Sync)?;
+            guard.remove_confirmed(&confirmed, &mut touched);
+            w.note_touched(touched);
+            Ok(())
+        })
+        .await?;
+        Ok(outcome)
+    }
+
+    /// Applies `from..=to`; returns the blocks applied and whether the range completed (false
+    /// when a block did not extend the tip: a reorg under way).
+    async fn apply_range(
+        &self,
+        from: u32,
+        to: u32,
+        progress: &mut Progress,
+    ) -> Result<(u32, bool), SyncError> {
+        let mut blocks = BlockFetcher::spawn(
+            Arc::clone(&self.daemon),
+            Arc::clone(&self.coin),
+            from,
+            to,
+            self.options.fetcher,
+        );
+        let keep_undo_from = to.saturating_sub(self.reorg_limit);
+        let bulk_below = keep_undo_from;
+        let mut applied = 0u32;
+        let bulk = from < bulk_below;
+        if bulk {
+            let store = Arc::clone(&self.store);
+            tokio::task::spawn_blocking(move || store.set_bulk_load(true))
+                .await
+                .map_err(|e| SyncError::Task(e.to_string()))?
+                .map_err(IndexError::from)?;
+        }
+        let mut complete = true;
+        while let Some(block) = blocks.recv().await {
+            let block = block?;
+            let height = block.height;
+            let txs = block.parsed.txs.len() as u64;
+            let mempool = Arc::clone(&self.mempool);
+            let result = self
+                .blocking(move |w| {
+                    match w.apply_block(height, block.hash, &block.parsed, height > keep_undo_from)
+                    {
+                        Ok(()) => {}
+                        Err(IndexError::NotExtending { .. }) => return Ok(false),
+                        Err(e) => {
+                            w.discard_pending();
+                            return Err(e);
+                        }
+                    }
+                    let at_tip = height >= bulk_below;
+                    if w.needs_flush() || at_tip {
+                        let mut guard = mempool.write();
+                        let confirmed = w.pending_txids();
+                        let durability = if at_tip {
+                            Durability::Sync
+                        } else {
+                            Durability::Bulk
+                        };
+                        w.flush(durability)?;
+                        let mut touched = Touched::default();
+                        guard.remove_confirmed(&confirmed, &mut touched);
+                        w.note_touched(touched);
+                    }
+                    Ok(true)
+                })
+                .await?;
+            if !result {
+                complete = false;
+                break;
+            }
+            applied += 1;
+            progress.block(height, to, txs, || self.writer.lock().pending_bytes());
+        }
+        if bulk {
+            let store = Arc::clone(&self.store);
+            let writer = Arc::clone(&self.writer);
+            tokio::task::spawn_blocking(move || -> Result<(), IndexError> {
+                writer.lock().flush(Durability::Bulk)?;
+                store.sync()?;
+                store.set_bulk_load(false)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))??;
+        }
+        Ok((applied, complete))
+    }
+
+    /// Refreshes the mempool mirror; returns what changed.
+    pub async fn refresh_mempool(&self) -> Result<Touched, MempoolError> {
+        self.mempool
+            .refresh(&self.daemon, &self.store, &self.coin)
+            .await
+    }
+
+    /// Sends an event if the tip moved or anything was touched.
+    pub fn announce(&self, mut touched: Touched) {
+        touched.extend(self.writer.lock().take_touched());
+        let tip = self.query_tip();
+        let mut last = self.last_tip.lock();
+        let now = Some((tip.height, tip.hash));
+        let tip_changed = *last != now;
+        *last = now;
+        drop(last);
+        if !tip_changed && touched.is_empty() {
+            return;
+        }
+        let _ = self.events.send(Arc::new(ChainEvent {
+            tip,
+            tip_changed,
+            touched_scripts: touched.scripts,
+            touched_outpoints: touched.outpoints,
+        }));
+    }
+
+    fn query_tip(&self) -> Tip {
+        use crate::query::ChainQuery;
+        self.query().tip()
+    }
+
+    /// Follows the node until `shutdown` turns true: catch up, then on every new tip or
+    /// mempool interval, apply and announce. Daemon errors are retried; index errors stop.
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), SyncError> {
+        let mut progress = Progress::new(self.options.progress_bar);
+        let started = Instant::now();
+        loop {
+            match self.catch_up(&mut progress).await {
+                Ok(outcome) => {
+                    if !*self.synced.borrow() {
+                        progress.finish();
+                        info!(
+                            height = outcome.tip_height,
+                            seconds = started.elapsed().as_secs(),
+                            "index caught up with the node"
+                        );
+                        self.writer.lock().set_collect_touched(true);
+                        self.synced.send_replace(true);
+                    }
+                    break;
+                }
+                Err(SyncError::Daemon(e)) => {
+                    warn!(error = %e, "the node failed during the initial sync; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.options.tip_poll) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+        }
+        let mut mempool_due = Instant::now();
+        loop {
+            let mut touched = Touched::default();
+            match self.catch_up(&mut progress).await {
+                Ok(_) => {}
+                Err(SyncError::Daemon(e)) => {
+                    warn!(error = %e, "following the node failed; retrying")
+                }
+                Err(e) => return Err(e),
+            }
+            let new_block = self.writer.lock().has_new_blocks_since_announce();
+            if new_block || Instant::now() >= mempool_due {
+                match self.refresh_mempool().await {
+                    Ok(t) => touched.extend(t),
+                    Err(e) => warn!(error = %e, "mempool refresh failed; keeping the last view"),
+                }
+                mempool_due = Instant::now() + self.options.mempool_poll;
+            }
+            self.announce(touched);
+            let wait = mempool_due
+                .saturating_duration_since(Instant::now())
+                .min(self.options.tip_poll);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                let writer = Arc::clone(&self.writer);
+                let _ = tokio::task::spawn_blocking(move || writer.lock().flush(Durability::Sync))
+                    .await;
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The indexer on every storage engine: sync from the simulator, reorgs of every depth up to
+//! the limit, mempool tracking, and the UTXO set checked against a model of the chain.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use anode::index::IndexError;
+use anode::index::SyncError;
+use anode::query::{ChainQuery, ScriptHash};
+use rand::{Rng, SeedableRng};
+use support::index::*;
+
+const REORG_LIMIT: u32 = 6;
+
+#[test]
+fn random_reorgs_leave_the_same_tables_as_a_fresh_sync_on_every_engine() {
+    let rt = runtime();
+    for engine in engines() {
+        for seed in 0..6u64 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let sim = simulator(seed, 20);
+            let store = open(engine, &dir.path().join("a"));
+            // A small cache makes the initial sync flush several times.
+            let idx = indexer(Arc::clone(&store), &sim, REORG_LIMIT, 16 << 10);
+            catch_up(&rt, &idx);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            for _ in 0..25 {
+                match rng.gen_range(0..4) {
+                    0 => {
+                        let n = rng.gen_range(1..4);
+                        sim.with_chain_mut(|c| c.mine(n, true)).expect("mine");
+                    }
+                    1 => {
+                        let n = rng.gen_range(1..4);
+                        sim.with_chain_mut(|c| c.add_mempool_txs(n))
+                            .expect("mempool");
+                    }
+                    _ => {
+                        let depth = rng.gen_range(1..=REORG_LIMIT);
+                        let new = rng.gen_range(depth..=depth + 2);
+                        let with_mempool = rng.gen_bool(0.5);
+                        sim.with_chain_mut(|c| c.reorg(depth, new, with_mempool))
+                            .expect("reorg");
+                    }
+                }
+                if rng.gen_bool(0.7) {
+                    catch_up(&rt, &idx);
+                }
+            }
+            catch_up(&rt, &idx);
+            let fresh_store = open(engine, &dir.path().join("b"));
+            let fresh = indexer(Arc::clone(&fresh_store), &sim, REORG_LIMIT, 16 << 10);
+            catch_up(&rt, &fresh);
+            let (a, b) = (dump(store.as_ref()), dump(fresh_store.as_ref()));
+            if let Some(diff) = first_difference(&a, &b) {
+                panic!("{engine} seed {seed}: reorged index differs from a fresh sync: {diff}");
+            }
+            assert_eq!(
+                index_utxos(store.as_ref()),
+                model_utxos(&sim),
+                "{engine} seed {seed}: UTXO set"
+            );
+            assert_eq!(
+                idx.tip().map(|t| t.1),
+                Some(sim.with_chain(|c| c.tip().hash)),
+                "{engine} seed {seed}: tip"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fork_deeper_than_the_undo_data_stops_with_a_clear_error() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = simulator(9, 30);
+    let store = open(engines()[0], dir.path());
+    let idx = indexer(Arc::clone(&store), &sim, 3, 1 << 20);
+    catch_up(&rt, &idx);
+    let before = dump(store.as_ref());
+    sim.with_chain_mut(|c| c.reorg(5, 6, true)).expect("reorg");
+    let err = rt
+        .block_on(idx.catch_up(&mut anode::index::Progress::new(false)))
+        .expect_err("a reorg of 5 with a limit of 3 must stop");
+    assert!(
+        matches!(err, SyncError::Index(IndexError::ReorgTooDeep { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("reorg limit 3"), "{err}");
+    assert_eq!(
+        first_difference(&dump(store.as_ref()), &before),
+        None,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn reopening_resumes_from_the_last_flush() {
+    let rt = runtime();
+    for engine in engines().into_iter().filter(|e| *e != "memory") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sim = simulator(4, 25);
+        {
+            let store = open(engine, dir.path());
+            let idx = indexer(store, &sim, REORG_LIMIT, 1 << 20);
+            catch_up(&rt, &idx);
+        }
+        sim.with_chain_mut(|c| c.mine(5, true)).expect("mine");
+        sim.with_chain_mut(|c| c.reorg(2, 3, true)).expect("reorg");
+        let store = open(engine, dir.path());
+        let idx = indexer(Arc::clone(&store), &sim, REORG_LIMIT, 1 << 20);
+        assert_eq!(
+            idx.tip().map(|t| t.0),
+            Some(25),
+            "{engine}: resumes at the flushed tip"
+        );
+        catch_up(&rt, &idx);
+        assert_eq!(index_utxos(store.as_ref()), model_utxos(&sim), "{engine}");
+    }
+}
+
+/// Compares the mempool mirror with the simulator's mempool: every transaction present, with
+/// height -1 exactly when a parent is unconfirmed, and the simulator's fee.
+fn check_mempool(sim: &anode::simulator::Simulator, idx: &anode::index::Indexer, what: &str) {
+    let expected: Vec<[u8; 32]> = sim.with_chain(|c| c.mempool().to_vec());
+    let mirror = idx.mempool().read();
+    assert_eq!(mirror.len(), expected.len(), "{what}: mempool size");
+    let in_pool: HashSet<[u8; 32]> = expected.iter().copied().collect();
+    sim.with_chain(|c| {
+        for txid in &expected {
+            let tx = c.tx(txid).expect("sim tx");
+            let entry = mirror
+                .get(txid)
+                .unwrap_or_else(|| panic!("{what}: {} missing", anode::daemon::hash_to_hex(txid)));
+            let unconfirmed_parent = tx.inputs.iter().any(|i| in_pool.contains(&i.txid));
+            assert_eq!(
+                entry.unconfirmed_parent, unconfirmed_parent,
+                "{what}: height of a tx"
+            );
+            assert_eq!(entry.fee, tx.fee, "{what}: fee");
+        }
+    });
+}
+
+#[test]
+fn the_mempool_follows_double_spends_chains_evictions_and_blocks() {
+    let rt = runtime();
+    for engine in engines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sim = simulator(11, 30);
+        let store = open(engine, dir.path());
+        let idx = indexer(store, &sim, REORG_LIMIT, 1 << 20);
+        catch_up(&rt, &idx);
+        let refresh = |what: &str| {
+            catch_up(&rt, &idx);
+            rt.block_on(idx.refresh_mempool()).expect("refresh");
+            check_mempool(&sim, &idx, &format!("{engine}: {what}"));
+        };
+        sim.with_chain_mut(|c| c.add_mempool_txs(8)).expect("txs");
+        refresh("plain transactions");
+        let chain_txs = sim
+            .with_chain_mut(|c| c.add_mempool_chain(4))
+            .expect("chain");
+        refresh("a chain of unconfirmed parents");
+        assert!(
+            idx.mempool()
+                .read()
+                .get(&chain_txs[3])
+                .expect("child")
+                .unconfirmed_parent
+        );
+        let (_, evicted) = sim
+            .with_chain_mut(|c| c.double_spend(None))
+            .expect("double spend");
+        refresh("a double-spend");
+        for txid in &evicted {
+            assert!(
+                idx.mempool().read().get(txid).is_none(),
+                "{engine}: evicted tx stays"
+            );
+        }
+        let victim = sim.with_chain(|c| c.mempool()[0]);
+        sim.with_chain_mut(|c| c.drop_mempool_tx(&victim));
+        refresh("an eviction");
+        // A block confirming only part of the mempool: new transactions arrive after mining.
+        sim.with_chain_mut(|c| c.mine(1, true)).expect("mine");
+        sim.with_chain_mut(|c| c.add_mempool_chain(3))
+            .expect("chain");
+        refresh("a block then new children");
+        sim.with_chain_mut(|c| c.reorg(1, 1, false)).expect("reorg");
+        refresh("a reorg returning transactions to the mempool");
+        // No transaction is both confirmed and in the mirror, and balances add up.
+        let query = idx.query();
+        let scripts: Vec<ScriptHash> = sim.with_chain(|c| {
+            c.mempool()
+                .iter()
+                .flat_map(|t| c.tx(t).expect("tx").outputs.clone())
+                .map(|o| ScriptHash(regtest().script_hash(&o.script)))
+                .collect()
+        });
+        for script in scripts {
+            let history = rt
+                .block_on(query.history(&script, 10_000))
+                .expect("history");
+            let confirmed: HashSet<_> = history.confirmed.iter().map(|e| e.txid).collect();
+            assert!(
+                history.mempool.iter().all(|e| !confirmed.contains(&e.txid)),
+                "{engine}: a tx both confirmed and unconfirmed"
+            );
+            let balance = rt.block_on(query.balance(&script)).expect("balance");
+            let unspent = rt
+                .block_on(query.unspent(&script, 10_000))
+                .expect("unspent");
+            let total: i128 = unspent.iter().map(|u| i128::from(u.value)).sum();
+            assert_eq!(
+                total,
+                i128::from(balance.confirmed) + i128::from(balance.unconfirmed),
+                "{engine}: unspent outputs sum to the balance"
+            );
+        }
+    }
+}
