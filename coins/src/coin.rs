@@ -56,7 +56,9 @@ impl GenericCoin {
             return spec.hash;
         }
         let version = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let time = u32::from_le_bytes([header[68], header[69], header[70], header[71]]);
+        let Some(time) = spec.time(header) else {
+            return spec.hash;
+        };
         spec.hash_rules
             .iter()
             .find(|r| r.matches(version, time))

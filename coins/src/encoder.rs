@@ -14,7 +14,8 @@ pub struct BlockTemplate {
     pub version: u32,
     pub prev_hash: Hash32,
     pub time: u32,
-    /// Compact target; regtest's `0x207fffff` needs about two attempts.
+    /// Compact target; regtest's `0x207fffff` needs about two attempts. Unused for
+    /// headers without proof of work (FairCoin).
     pub bits: u32,
     /// Height of the block (selects the header size where it is scheduled).
     pub height: u32,
@@ -46,15 +47,19 @@ pub(crate) struct GenericEncoder {
 const MAX_GRIND: u32 = 50_000_000;
 
 impl GenericEncoder {
-    /// Whether the network's kinds can be encoded.
+    /// Whether the network's kinds can be encoded: every header layout and transaction
+    /// format can be written; what can be missing is the block hash. Every algorithm
+    /// the network may use must be available, the `hash_rules` ones included: the
+    /// caller picks version and time (the simulator's own genesis is version 1, which
+    /// selects Navcoin's X13 or Electra's NIST5), and an encoder that fails for some
+    /// templates would only move the error from setup to block production.
     pub(crate) fn supports(p: &NetworkParams) -> bool {
         let header_ok = match p.header.layout {
-            // Scheduled sizes (PIVX, Odin, ColossusXT, Ravencoin) grow by data after the
-            // nonce; it is written as zeros.
-            HeaderLayout::Fixed => {
-                (p.header.size == 80 && p.header.size_schedule.iter().all(|&(_, s)| s >= 80))
-                    || (p.tx_format == TxFormat::Decred && p.header.size == 180)
-            }
+            // Any size: fields up to `time_offset` (zeros past the merkle root: Lbry's
+            // claim-trie root, FairCoin's payload hash), time, bits and nonce (FairCoin:
+            // creator id), then zeros to the (scheduled) size: PIVX's accumulator
+            // checkpoint, HOdlcoin's birthday nonces. Decred (180) has its own writer.
+            HeaderLayout::Fixed => true,
             HeaderLayout::Auxpow
             | HeaderLayout::Xaya
             | HeaderLayout::Primecoin
@@ -340,7 +345,7 @@ impl BlockEncoder for GenericEncoder {
         hdr.extend_from_slice(&version.to_le_bytes());
         hdr.extend_from_slice(&t.prev_hash);
         hdr.extend_from_slice(&merkle);
-        let nonce_at;
+        let nonce_at: Option<usize>;
         if decred {
             hdr.extend_from_slice(&[0u8; 32]); // stake root (no stake transactions)
             hdr.extend_from_slice(&1u16.to_le_bytes()); // vote bits: approve parent
@@ -351,7 +356,7 @@ impl BlockEncoder for GenericEncoder {
             let size: usize = 180 + 2 + txs.iter().map(|t| t.raw.len()).sum::<usize>();
             hdr.extend_from_slice(&(size as u32).to_le_bytes());
             hdr.extend_from_slice(&t.time.to_le_bytes());
-            nonce_at = hdr.len();
+            nonce_at = Some(hdr.len());
             hdr.extend_from_slice(&[0u8; 4 + 32 + 4]); // nonce, extra data, stake version
         } else {
             let equihash = p.header.layout == HeaderLayout::Equihash;
@@ -362,10 +367,20 @@ impl BlockEncoder for GenericEncoder {
                 }
                 hdr.extend_from_slice(&reserved);
             }
+            if p.header.layout == HeaderLayout::Fixed {
+                hdr.resize(p.header.time_offset, 0);
+            }
             hdr.extend_from_slice(&t.time.to_le_bytes());
-            hdr.extend_from_slice(&t.bits.to_le_bytes());
-            nonce_at = hdr.len();
-            hdr.extend_from_slice(&[0u8; 4]);
+            if p.header.proof_of_work {
+                hdr.extend_from_slice(&t.bits.to_le_bytes());
+                nonce_at = Some(hdr.len());
+                hdr.extend_from_slice(&[0u8; 4]);
+            } else {
+                // Creator id: a simulated chain has no validator set; blocks without
+                // proof of work need no nonce to grind.
+                hdr.extend_from_slice(&0u32.to_le_bytes());
+                nonce_at = None;
+            }
             match p.header.layout {
                 HeaderLayout::Equihash => {
                     hdr.extend_from_slice(&[0u8; 28]);
@@ -390,18 +405,24 @@ impl BlockEncoder for GenericEncoder {
             }
         }
         let served = p.header.truncated_size.unwrap_or(hdr.len()).min(hdr.len());
-        let target = target_from_bits(t.bits);
-        let mut found = None;
-        for nonce in 0..MAX_GRIND {
-            hdr[nonce_at..nonce_at + 4].copy_from_slice(&nonce.to_le_bytes());
-            let h = self.coin.header_hash(&hdr[..served])?;
-            if meets_target(&h, &target) {
-                found = Some(h);
-                break;
+        let hash = match nonce_at {
+            Some(at) => {
+                let target = target_from_bits(t.bits);
+                let mut found = None;
+                for nonce in 0..MAX_GRIND {
+                    hdr[at..at + 4].copy_from_slice(&nonce.to_le_bytes());
+                    let h = self.coin.header_hash(&hdr[..served])?;
+                    if meets_target(&h, &target) {
+                        found = Some(h);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    Error::Unsupported(format!("no nonce meets bits {:#010x}", t.bits))
+                })?
             }
-        }
-        let hash = found
-            .ok_or_else(|| Error::Unsupported(format!("no nonce meets bits {:#010x}", t.bits)))?;
+            None => self.coin.header_hash(&hdr[..served])?,
+        };
         let mut raw = hdr.clone();
         write_varint(&mut raw, txs.len() as u64);
         for tx in txs {
@@ -423,6 +444,50 @@ impl BlockEncoder for GenericEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Transactions of every network's format round-trip, also where the network has
+    /// no encoder because its block hash is unavailable: only `block` needs the hash.
+    #[test]
+    fn transactions_round_trip_on_every_network() {
+        let outputs = [
+            TxOut {
+                value: 5_000,
+                script: vec![0x51],
+            },
+            TxOut {
+                value: 0,
+                script: vec![0x6a, 0x01, 0x07],
+            },
+        ];
+        let spent = [
+            OutPoint {
+                txid: [3; 32],
+                vout: 1,
+            },
+            OutPoint {
+                txid: [4; 32],
+                vout: 0,
+            },
+        ];
+        for p in crate::builtin_networks().expect("networks") {
+            if p.tx_format == TxFormat::Decred && !cfg!(feature = "decred") {
+                continue; // Decred txids are BLAKE-256
+            }
+            let enc = GenericEncoder::new(p);
+            let coin = GenericCoin::without_encoder(p.clone());
+            let cb = enc.coinbase(17, 9, &outputs).expect("coinbase");
+            let parsed = coin.parse_tx(&cb.raw).expect("parse coinbase");
+            assert!(parsed.is_coinbase, "{}", p.id());
+            assert!(parsed.inputs.is_empty(), "{}", p.id());
+            assert_eq!(parsed.outputs, outputs, "{}", p.id());
+            assert_eq!(parsed.txid, cb.txid, "{}", p.id());
+            let sp = enc.spend(&spent, &outputs).expect("spend");
+            let parsed = coin.parse_tx(&sp.raw).expect("parse spend");
+            assert!(!parsed.is_coinbase, "{}", p.id());
+            assert_eq!(parsed.inputs, spent, "{}", p.id());
+            assert_eq!(parsed.outputs, outputs, "{}", p.id());
+        }
+    }
 
     #[test]
     fn targets() {

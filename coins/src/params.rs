@@ -204,10 +204,35 @@ pub struct HeaderSpec {
     /// Bitcoin Gold: headers below this height hash as a rebuilt Bitcoin header.
     #[serde(default)]
     pub fork_height: Option<u32>,
+    /// Offset of the 4-byte time field; bits and nonce follow it when the header has
+    /// proof of work. 68 in Bitcoin's layout; 100 where a 32-byte root sits between
+    /// the merkle root and the time (Lbry's claim trie, FairCoin's payload hash).
+    #[serde(default = "default_time_offset")]
+    pub time_offset: usize,
+    /// False for headers without bits and nonce (FairCoin: blocks are signed by
+    /// validators; a 4-byte creator id follows the time instead).
+    #[serde(default = "default_true")]
+    pub proof_of_work: bool,
 }
 
 fn default_header_size() -> usize {
     80
+}
+
+fn default_time_offset() -> usize {
+    68
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl HeaderSpec {
+    /// The header's time field, when the header is long enough to hold it.
+    pub fn time(&self, header: &[u8]) -> Option<u32> {
+        let b = header.get(self.time_offset..self.time_offset.checked_add(4)?)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
 }
 
 /// Electrum ports assumed for peers that list none.
@@ -456,6 +481,32 @@ impl NetworkParams {
         }
         if h.size_schedule.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(bad("header size schedule heights must increase"));
+        }
+        if h.time_offset != 68 || !h.proof_of_work {
+            // Only plain fixed headers may move the time or drop the nonce: the other
+            // layouts (and Decred's 180 bytes) have their own walkers and encoders.
+            if h.layout != HeaderLayout::Fixed || d.tx_format == TxFormat::Decred {
+                return Err(bad(
+                    "time_offset and proof_of_work apply to fixed non-Decred headers only",
+                ));
+            }
+            if h.time_offset < 68 {
+                return Err(bad("time_offset below 68 would overlap the merkle root"));
+            }
+            // time, then bits and nonce (proof of work) or a creator id (FairCoin)
+            let fields_end = h.time_offset + if h.proof_of_work { 12 } else { 8 };
+            let smallest = h
+                .size_schedule
+                .iter()
+                .map(|&(_, s)| s)
+                .chain(std::iter::once(h.size))
+                .min()
+                .unwrap_or(h.size);
+            if fields_end > smallest {
+                return Err(bad(
+                    "header fields after time_offset exceed the header size",
+                ));
+            }
         }
         if d.value_per_coin == 0 {
             return Err(bad("value_per_coin must be positive"));

@@ -255,20 +255,30 @@ fn parse_bitcoinish(r: &mut Reader<'_>, rules: &TxRules) -> Result<ParsedTx> {
     })
 }
 
-/// Zcash v1-v4.
+/// Zcash v1-v5 (v5 in [`parse_zcash_v5`]).
 fn parse_zcash(r: &mut Reader<'_>, rules: &TxRules) -> Result<ParsedTx> {
     let buf = r.buf();
     let start = r.pos();
     let header = r.u32("truncated tx version")?;
     let overwintered = header >> 31 == 1;
     let version = header & 0x7fff_ffff;
-    if overwintered {
-        r.skip(4, "truncated version group id")?;
-    }
+    let group_id = if overwintered {
+        Some(r.u32("truncated version group id")?)
+    } else {
+        None
+    };
     if version >= 5 {
-        return Err(Error::Unsupported(
-            "Zcash v5 transactions (ZIP 225/244) are not supported".into(),
-        ));
+        return match (group_id, version) {
+            (Some(V5_GROUP_ID), 5) => parse_zcash_v5(r, start, header),
+            (Some(_), 5) => Err(Error::Malformed {
+                height: None,
+                offset: start + 4,
+                what: "unknown Zcash v5 version group id",
+            }),
+            _ => Err(Error::Unsupported(format!(
+                "Zcash transaction version {version} (overwintered: {overwintered})"
+            ))),
+        };
     }
     let v3 = overwintered && version == 3;
     let v4 = overwintered && version == 4;
@@ -308,6 +318,252 @@ fn parse_zcash(r: &mut Reader<'_>, rules: &TxRules) -> Result<ParsedTx> {
         version: header,
         witness_bytes: 0,
     })
+}
+
+/// NU5 version group id (ZIP 225).
+const V5_GROUP_ID: u32 = 0x26A7_270A;
+/// Serialized sizes of the ZIP 225 shielded descriptions without their proofs and
+/// signatures, which follow in separate arrays.
+const SAPLING_SPEND_V5: usize = 96;
+const SAPLING_OUTPUT_V5: usize = 756;
+const ORCHARD_ACTION: usize = 820;
+const GROTH_PROOF: usize = 192;
+const SIGNATURE: usize = 64;
+
+/// Where the parts of a v5 transaction that feed its txid lie in the buffer.
+struct V5Layout {
+    /// Version through expiry height (20 bytes).
+    header: std::ops::Range<usize>,
+    branch_id: u32,
+    /// Inputs including their count.
+    inputs: std::ops::Range<usize>,
+    /// Outputs after their count.
+    outputs: std::ops::Range<usize>,
+    n_inputs: usize,
+    n_outputs: usize,
+    sapling_spends: std::ops::Range<usize>,
+    sapling_outputs: std::ops::Range<usize>,
+    sapling_value_balance: Option<std::ops::Range<usize>>,
+    sapling_anchor: Option<std::ops::Range<usize>>,
+    orchard_actions: std::ops::Range<usize>,
+    /// Flags, value balance and anchor (41 contiguous bytes) when there are actions.
+    orchard_tail: Option<std::ops::Range<usize>>,
+}
+
+/// Zcash v5 (NU5, ZIP 225): header fields first, then the transparent, Sapling and
+/// Orchard bundles, each with its proofs and signatures after its effecting data.
+/// `r` is positioned after the version group id.
+fn parse_zcash_v5(r: &mut Reader<'_>, start: usize, header: u32) -> Result<ParsedTx> {
+    let branch_id = r.u32("truncated consensus branch id")?;
+    r.skip(8, "truncated lock time and expiry height")?;
+    let header_range = start..r.pos();
+    let inputs_start = r.pos();
+    let inputs = read_inputs(r, InputQuirk::None)?;
+    let inputs_range = inputs_start..r.pos();
+    let n_outputs_at = r.pos();
+    let outputs = read_outputs(r)?;
+    // The count was validated by `read_outputs`; re-reading it only finds its length.
+    let mut count_reader = Reader::at(r.buf(), n_outputs_at);
+    count_reader.varint("bad output count")?;
+    let outputs_range = count_reader.pos()..r.pos();
+
+    let n_spends = r.count(SAPLING_SPEND_V5, "bad Sapling spend count")?;
+    let spends_start = r.pos();
+    r.skip_n(
+        n_spends as u64,
+        SAPLING_SPEND_V5,
+        "truncated Sapling spends",
+    )?;
+    let sapling_spends = spends_start..r.pos();
+    let n_souts = r.count(SAPLING_OUTPUT_V5, "bad Sapling output count")?;
+    let souts_start = r.pos();
+    r.skip_n(
+        n_souts as u64,
+        SAPLING_OUTPUT_V5,
+        "truncated Sapling outputs",
+    )?;
+    let sapling_outputs = souts_start..r.pos();
+    let mut sapling_value_balance = None;
+    let mut sapling_anchor = None;
+    if n_spends + n_souts > 0 {
+        let at = r.pos();
+        r.skip(8, "truncated Sapling value balance")?;
+        sapling_value_balance = Some(at..r.pos());
+    }
+    if n_spends > 0 {
+        let at = r.pos();
+        r.skip(32, "truncated Sapling anchor")?;
+        sapling_anchor = Some(at..r.pos());
+    }
+    r.skip_n(
+        n_spends as u64,
+        GROTH_PROOF + SIGNATURE,
+        "truncated Sapling spend proofs",
+    )?;
+    r.skip_n(
+        n_souts as u64,
+        GROTH_PROOF,
+        "truncated Sapling output proofs",
+    )?;
+    if n_spends + n_souts > 0 {
+        r.skip(SIGNATURE, "truncated Sapling binding signature")?;
+    }
+
+    let n_actions = r.count(ORCHARD_ACTION, "bad Orchard action count")?;
+    let actions_start = r.pos();
+    r.skip_n(
+        n_actions as u64,
+        ORCHARD_ACTION,
+        "truncated Orchard actions",
+    )?;
+    let orchard_actions = actions_start..r.pos();
+    let mut orchard_tail = None;
+    if n_actions > 0 {
+        let at = r.pos();
+        r.skip(
+            1 + 8 + 32,
+            "truncated Orchard flags, value balance and anchor",
+        )?;
+        orchard_tail = Some(at..r.pos());
+        r.var_bytes("bad Orchard proofs")?;
+        r.skip_n(n_actions as u64, SIGNATURE, "truncated Orchard signatures")?;
+        r.skip(SIGNATURE, "truncated Orchard binding signature")?;
+    }
+    let end = r.pos();
+    let layout = V5Layout {
+        header: header_range,
+        branch_id,
+        inputs: inputs_range,
+        outputs: outputs_range,
+        n_inputs: inputs.count,
+        n_outputs: outputs.len(),
+        sapling_spends,
+        sapling_outputs,
+        sapling_value_balance,
+        sapling_anchor,
+        orchard_actions,
+        orchard_tail,
+    };
+    Ok(ParsedTx {
+        txid: zip244_txid(r.buf(), &layout)?,
+        inputs: inputs.prevouts,
+        outputs,
+        is_coinbase: inputs.is_coinbase,
+        range: start..end,
+        version: header,
+        witness_bytes: 0,
+    })
+}
+
+/// ZIP 244 txid: a BLAKE2b-256 tree over the header, transparent, Sapling and Orchard
+/// parts, each node with its own personalisation, the root's naming the branch id.
+fn zip244_txid(buf: &[u8], l: &V5Layout) -> Result<Hash32> {
+    use hash::{blake2b_personal as b2, PersonalBlake2b};
+    let header = b2(b"ZTxIdHeadersHash", &[&buf[l.header.clone()]]);
+
+    let transparent = if l.n_inputs == 0 && l.n_outputs == 0 {
+        b2(b"ZTxIdTranspaHash", &[])
+    } else {
+        let mut prevouts = PersonalBlake2b::new(b"ZTxIdPrevoutHash");
+        let mut sequences = PersonalBlake2b::new(b"ZTxIdSequencHash");
+        let mut r = Reader::at(&buf[..l.inputs.end], l.inputs.start);
+        let n = r.varint("bad input count")?;
+        for _ in 0..n {
+            prevouts.update(r.take(36, "truncated input")?);
+            r.var_bytes("bad input script")?;
+            sequences.update(r.take(4, "truncated input sequence")?);
+        }
+        let outputs = b2(b"ZTxIdOutputsHash", &[&buf[l.outputs.clone()]]);
+        b2(
+            b"ZTxIdTranspaHash",
+            &[&prevouts.finalize(), &sequences.finalize(), &outputs],
+        )
+    };
+
+    let spends = &buf[l.sapling_spends.clone()];
+    let souts = &buf[l.sapling_outputs.clone()];
+    let sapling = match &l.sapling_value_balance {
+        None => b2(b"ZTxIdSaplingHash", &[]),
+        Some(balance) => {
+            let spends_digest = if spends.is_empty() {
+                b2(b"ZTxIdSSpendsHash", &[])
+            } else {
+                let anchor = l.sapling_anchor.clone().map_or(&[][..], |a| &buf[a]);
+                let mut compact = PersonalBlake2b::new(b"ZTxIdSSpendCHash");
+                let mut noncompact = PersonalBlake2b::new(b"ZTxIdSSpendNHash");
+                for s in spends.chunks_exact(SAPLING_SPEND_V5) {
+                    // cv, nullifier, rk
+                    compact.update(&s[32..64]);
+                    noncompact.update(&s[..32]);
+                    noncompact.update(anchor);
+                    noncompact.update(&s[64..96]);
+                }
+                b2(
+                    b"ZTxIdSSpendsHash",
+                    &[&compact.finalize(), &noncompact.finalize()],
+                )
+            };
+            let outputs_digest = if souts.is_empty() {
+                b2(b"ZTxIdSOutputHash", &[])
+            } else {
+                let mut compact = PersonalBlake2b::new(b"ZTxIdSOutC__Hash");
+                let mut memos = PersonalBlake2b::new(b"ZTxIdSOutM__Hash");
+                let mut noncompact = PersonalBlake2b::new(b"ZTxIdSOutN__Hash");
+                for o in souts.chunks_exact(SAPLING_OUTPUT_V5) {
+                    // cv 0..32, cmu 32..64, epk 64..96, enc 96..676, out 676..756;
+                    // the note plaintext's first 52 bytes are what light clients need.
+                    compact.update(&o[32..148]);
+                    memos.update(&o[148..660]);
+                    noncompact.update(&o[..32]);
+                    noncompact.update(&o[660..]);
+                }
+                b2(
+                    b"ZTxIdSOutputHash",
+                    &[
+                        &compact.finalize(),
+                        &memos.finalize(),
+                        &noncompact.finalize(),
+                    ],
+                )
+            };
+            b2(
+                b"ZTxIdSaplingHash",
+                &[&spends_digest, &outputs_digest, &buf[balance.clone()]],
+            )
+        }
+    };
+
+    let orchard = match &l.orchard_tail {
+        None => b2(b"ZTxIdOrchardHash", &[]),
+        Some(tail) => {
+            let mut compact = PersonalBlake2b::new(b"ZTxIdOrcActCHash");
+            let mut memos = PersonalBlake2b::new(b"ZTxIdOrcActMHash");
+            let mut noncompact = PersonalBlake2b::new(b"ZTxIdOrcActNHash");
+            for a in buf[l.orchard_actions.clone()].chunks_exact(ORCHARD_ACTION) {
+                // cv 0..32, nf 32..64, rk 64..96, cmx 96..128, epk 128..160,
+                // enc 160..740, out 740..820
+                compact.update(&a[32..64]);
+                compact.update(&a[96..212]);
+                memos.update(&a[212..724]);
+                noncompact.update(&a[..32]);
+                noncompact.update(&a[64..96]);
+                noncompact.update(&a[724..]);
+            }
+            b2(
+                b"ZTxIdOrchardHash",
+                &[
+                    &compact.finalize(),
+                    &memos.finalize(),
+                    &noncompact.finalize(),
+                    &buf[tail.clone()],
+                ],
+            )
+        }
+    };
+
+    let mut personal = *b"ZcashTxHash_\0\0\0\0";
+    personal[12..].copy_from_slice(&l.branch_id.to_le_bytes());
+    Ok(b2(&personal, &[&header, &transparent, &sapling, &orchard]))
 }
 
 /// Decred: prefix (inputs without scripts, versioned outputs, locktime, expiry),

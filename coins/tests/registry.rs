@@ -310,3 +310,46 @@ fn p2p_magic_must_be_four_hex_bytes() {
         assert!(err.to_string().contains("p2p_magic"), "{err}");
     }
 }
+
+#[test]
+fn header_field_offsets_are_validated() {
+    let net = |header: &str| {
+        format!(
+            "[[network]]\ncoin = \"T\"\nnet = \"mainnet\"\nticker = \"T\"\n\
+             genesis_hash = \"{}\"\np2pkh = \"00\"\np2sh = [\"05\"]\n\
+             header = {{ {header} }}\ntx_format = \"legacy\"\n",
+            "00".repeat(32)
+        )
+    };
+    let load = |header: &str| anode_coins::load_networks_from_str(&net(header), "test");
+    let ok = load(r#"layout = "fixed", size = 112, time_offset = 100"#).expect("Lbry-like");
+    assert_eq!(ok[0].header.time_offset, 100);
+    assert!(ok[0].header.proof_of_work);
+    let ok = load(r#"layout = "fixed", size = 108, time_offset = 100, proof_of_work = false"#)
+        .expect("FairCoin-like");
+    assert!(!ok[0].header.proof_of_work);
+    assert_eq!(ok[0].header.time(&[0u8; 108]), Some(0));
+    assert_eq!(ok[0].header.time(&[0u8; 103]), None);
+    for (bad, why) in [
+        // time, bits, nonce would end at 112 > 108
+        (
+            r#"layout = "fixed", size = 108, time_offset = 100"#,
+            "exceed",
+        ),
+        (
+            r#"layout = "fixed", size = 112, time_offset = 60"#,
+            "overlap",
+        ),
+        (
+            r#"layout = "fixed", size = 112, size_schedule = [[0, 80], [10, 112]], time_offset = 100"#,
+            "exceed",
+        ),
+        (
+            r#"layout = "auxpow", size = 80, proof_of_work = false"#,
+            "fixed",
+        ),
+    ] {
+        let err = load(bad).expect_err(bad).to_string();
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}
