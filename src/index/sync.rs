@@ -259,9 +259,10 @@ impl Indexer {
             self.options.fetcher,
         );
         let keep_undo_from = to.saturating_sub(self.reorg_limit);
-        let bulk_below = keep_undo_from;
         let mut applied = 0u32;
-        let bulk = from < bulk_below;
+        // Catching up over more than a few blocks: bulk tuning, unsynced flushes by memory, one
+        // synced flush at the end. Following the tip: each block flushed and synced.
+        let bulk = to - from > self.reorg_limit.min(16);
         if bulk {
             let store = Arc::clone(&self.store);
             tokio::task::spawn_blocking(move || store.set_bulk_load(true))
@@ -286,7 +287,7 @@ impl Indexer {
                             return Err(e);
                         }
                     }
-                    let at_tip = height >= bulk_below;
+                    let at_tip = height == to;
                     if w.needs_flush() || at_tip {
                         let mut guard = mempool.write();
                         let confirmed = w.pending_txids();

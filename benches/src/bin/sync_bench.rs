@@ -1,0 +1,135 @@
+//! The initial-sync benchmark: builds a simulated chain of at least `--txs` transactions in
+//! the chosen profile, then either only fetches and parses it (`--fetch-only`: the limit of what
+//! the daemon side can deliver) or syncs it into a fresh index with `--engine`. Prints one JSON
+//! line: blocks, transactions, seconds, rates, peak RSS and bytes on disk.
+//!
+//! One engine per process, so that peak RSS belongs to one run; `scripts/sync-bench` runs them
+//! all and prints the table of docs/performance.md.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions};
+use anode::index::schema::TABLES;
+use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
+use anode::simulator::{Profile, SimChain, SimDaemon, Simulator};
+use anode::store_factory::{open_store, Tuning};
+use anyhow::{bail, Context};
+use clap::{Arg, ArgAction, Command};
+use serde_json::json;
+
+/// `VmHWM` or `VmRSS` of this process in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn main() -> anyhow::Result<()> {
+    let matches = Command::new("sync-bench")
+        .about("Initial-sync benchmark over the chain simulator")
+        .arg(Arg::new("engine").long("engine").help("storage engine (omit with --fetch-only)"))
+        .arg(Arg::new("txs").long("txs").default_value("1000000").help("transactions in the chain, at least"))
+        .arg(Arg::new("profile").long("profile").default_value("mainnet-like"))
+        .arg(Arg::new("seed").long("seed").default_value("1"))
+        .arg(Arg::new("cache-mb").long("cache-mb").default_value("1200"))
+        .arg(Arg::new("dir").long("dir").help("where the database goes (default: a temporary directory)"))
+        .arg(Arg::new("fetch-only").long("fetch-only").action(ArgAction::SetTrue))
+        .get_matches();
+    let txs: u64 = matches.get_one::<String>("txs").expect("default").parse()?;
+    let seed: u64 = matches.get_one::<String>("seed").expect("default").parse()?;
+    let cache_mb: u64 = matches.get_one::<String>("cache-mb").expect("default").parse()?;
+    let profile_name = matches.get_one::<String>("profile").expect("default");
+    let profile = Profile::by_name(profile_name).context("unknown profile")?;
+    let fetch_only = matches.get_flag("fetch-only");
+    let engine = matches.get_one::<String>("engine").cloned();
+    if engine.is_none() && !fetch_only {
+        bail!("give --engine, or --fetch-only");
+    }
+
+    let coin = anode_coins::lookup("Bitcoin", "regtest")?;
+    let built = Instant::now();
+    let mut chain = SimChain::new(Arc::clone(&coin), profile, seed)?;
+    let mut total_txs = 0u64;
+    while total_txs < txs {
+        chain.mine(10, true)?;
+        total_txs = (1..=chain.height())
+            .map(|h| chain.block(h).map_or(0, |b| b.txids.len() as u64))
+            .sum();
+    }
+    let blocks = chain.height() + 1;
+    let chain_seconds = built.elapsed().as_secs_f64();
+    let baseline_rss = proc_status_bytes("VmRSS:");
+    let sim = Simulator::new(chain);
+    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim));
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let temp = tempfile::tempdir()?;
+    let dir = matches
+        .get_one::<String>("dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temp.path().join("db"));
+    let started = Instant::now();
+    let mut disk_bytes = 0;
+    if fetch_only {
+        runtime.block_on(async {
+            let mut rx = BlockFetcher::spawn(
+                Arc::clone(&daemon),
+                Arc::clone(&coin),
+                0,
+                blocks - 1,
+                FetcherOptions::default(),
+            );
+            while let Some(block) = rx.recv().await {
+                block?;
+            }
+            anyhow::Ok(())
+        })?;
+    } else {
+        let engine = engine.clone().unwrap_or_default();
+        let store = open_store(&engine, &dir, TABLES, Tuning { cache_mb })?;
+        let writer = IndexWriter::open(
+            Arc::clone(&store),
+            Arc::clone(&coin),
+            WriterOptions {
+                reorg_limit: coin.params().reorg_limit,
+                cache_bytes: (cache_mb as usize) << 20,
+            },
+        )?;
+        let indexer = Indexer::new(
+            writer,
+            daemon,
+            Arc::clone(&coin),
+            coin.params().reorg_limit,
+            SyncOptions::default(),
+        );
+        runtime.block_on(indexer.catch_up(&mut Progress::new(false)))?;
+        store.sync()?;
+        disk_bytes = store.stats()?.disk_bytes;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let line = json!({
+        "mode": if fetch_only { "fetch+parse" } else { "sync" },
+        "engine": engine,
+        "profile": profile_name,
+        "blocks": blocks,
+        "txs": total_txs,
+        "cache_mb": cache_mb,
+        "seconds": seconds,
+        "blocks_per_s": f64::from(blocks) / seconds,
+        "tx_per_s": total_txs as f64 / seconds,
+        "chain_build_seconds": chain_seconds,
+        "baseline_rss_mb": baseline_rss >> 20,
+        "peak_rss_mb": proc_status_bytes("VmHWM:") >> 20,
+        "disk_mb": disk_bytes >> 20,
+    });
+    println!("{line}");
+    Ok(())
+}
