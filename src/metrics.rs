@@ -489,6 +489,65 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 
+    #[tokio::test]
+    async fn the_endpoint_serves_the_exposition_over_http() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.session_opened("wss");
+        metrics.set_tip(812_345);
+        metrics.request_finished(
+            "blockchain.headers.subscribe",
+            Duration::from_millis(1),
+            true,
+        );
+        let server = serve("127.0.0.1:0", metrics.clone()).await.expect("bind");
+        let base = format!("http://{}", server.addr);
+        let client = reqwest::Client::new();
+
+        let response = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert_eq!(content_type, CONTENT_TYPE);
+        let text = response.text().await.expect("body");
+        assert_eq!(sample(&text, "anode_tip_height"), Some(812_345.0));
+        assert_eq!(
+            sample(&text, "anode_sessions{transport=\"wss\"}"),
+            Some(1.0)
+        );
+        assert!(text.contains("# TYPE anode_request_duration_seconds histogram"));
+        // A labelled family appears once it has a series.
+        assert!(!text.contains("anode_request_errors_total"));
+
+        // A later change shows in the next scrape: the endpoint encodes live values.
+        metrics.set_tip(812_346);
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        assert_eq!(sample(&text, "anode_tip_height"), Some(812_346.0));
+
+        let other = client.get(format!("{base}/")).send().await.expect("get /");
+        assert_eq!(other.status(), 404);
+        let post = client
+            .post(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(post.status(), 405);
+        server.stop().await;
+        assert!(client.get(format!("{base}/metrics")).send().await.is_err());
+    }
+
     #[test]
     fn progress_is_capped_and_zero_without_a_daemon_height() {
         let m = Metrics::new();

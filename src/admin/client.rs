@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::api::{GroupInfo, MemoryItem, PeerInfo, SessionInfo};
 use super::commands::RpcError;
+use crate::config::{Service, ServiceKind};
 
 /// How long to wait for the admin port to accept.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,23 +21,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ClientError {
     /// Nothing accepted the connection.
     #[error(
-        "cannot connect to the admin RPC at {addr}: {source}. Is anode running? Its admin port \
+        "cannot connect to the admin RPC at {addr}: {reason}. Is anode running? Its admin port \
          is the rpc:// entry of SERVICES (default rpc://127.0.0.1:8000); point `anode rpc` \
          elsewhere with --rpc-host/--rpc-port or RPC_HOST/RPC_PORT"
     )]
     Connect {
         /// where we tried
         addr: String,
-        /// what the OS said
-        source: std::io::Error,
+        /// what the OS said (in the message, so not a `source`)
+        reason: std::io::Error,
     },
     /// The connection broke.
-    #[error("admin RPC at {addr}: {source}")]
+    #[error("admin RPC at {addr}: {reason}")]
     Io {
         /// where
         addr: String,
         /// what happened
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The answer is not a JSON-RPC response.
     #[error("admin RPC at {addr} answered something that is not a JSON-RPC response: {detail}")]
@@ -51,27 +52,62 @@ pub enum ClientError {
     Rpc(RpcError),
 }
 
+/// Where `anode rpc` connects: the flag, else `RPC_HOST`/`RPC_PORT` (as `electrumx_rpc`
+/// reads them), else the configured `rpc://` service, else `127.0.0.1:8000`. A service bound to
+/// all interfaces is reached on localhost.
+pub fn admin_addr(
+    host_flag: Option<&str>,
+    port_flag: Option<u16>,
+    env: impl Fn(&str) -> Option<String>,
+    services: &[Service],
+) -> Result<String, String> {
+    let service = services.iter().find(|s| s.kind == ServiceKind::Rpc);
+    let host = match host_flag.map(String::from).or_else(|| env("RPC_HOST")) {
+        Some(h) => h,
+        None => match service.map(|s| s.host.as_str()) {
+            None | Some("" | "0.0.0.0" | "::" | "[::]") => "127.0.0.1".to_string(),
+            Some(h) => h.to_string(),
+        },
+    };
+    let port = match port_flag {
+        Some(p) => p,
+        None => match env("RPC_PORT") {
+            Some(p) => p
+                .trim()
+                .parse()
+                .map_err(|_| format!("RPC_PORT={p:?} is not a port number"))?,
+            None => service.map_or(8000, |s| s.port),
+        },
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
 /// Sends `method` with named `params` to the admin listener at `addr` and returns the result.
 pub async fn call(addr: &str, method: &str, params: Value) -> Result<Value, ClientError> {
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
     let stream = match connect {
         Ok(Ok(s)) => s,
-        Ok(Err(source)) => {
+        Ok(Err(reason)) => {
             return Err(ClientError::Connect {
                 addr: addr.to_string(),
-                source,
+                reason,
             })
         }
         Err(_) => {
             return Err(ClientError::Connect {
                 addr: addr.to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+                reason: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
             })
         }
     };
-    let io = |source| ClientError::Io {
+    let io = |reason| ClientError::Io {
         addr: addr.to_string(),
-        source,
+        reason,
     };
     let protocol = |detail: String| ClientError::Protocol {
         addr: addr.to_string(),
@@ -364,6 +400,38 @@ fn memory_table(items: &[MemoryItem]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_address_comes_from_flag_env_or_services() {
+        let services: Vec<Service> = ["tcp://:50001", "rpc://0.0.0.0:9000"]
+            .iter()
+            .map(|s| s.parse().expect("service"))
+            .collect();
+        let no_env = |_: &str| None;
+        let env = |k: &str| match k {
+            "RPC_HOST" => Some("10.1.1.1".to_string()),
+            "RPC_PORT" => Some("7000".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            admin_addr(None, None, no_env, &[]).as_deref(),
+            Ok("127.0.0.1:8000")
+        );
+        assert_eq!(
+            admin_addr(None, None, no_env, &services).as_deref(),
+            Ok("127.0.0.1:9000")
+        );
+        assert_eq!(
+            admin_addr(None, None, env, &services).as_deref(),
+            Ok("10.1.1.1:7000")
+        );
+        assert_eq!(
+            admin_addr(Some("::1"), Some(1), env, &services).as_deref(),
+            Ok("[::1]:1")
+        );
+        let bad = |k: &str| (k == "RPC_PORT").then(|| "eighty".to_string());
+        assert!(admin_addr(None, None, bad, &services).is_err());
+    }
 
     #[test]
     fn durations_read_naturally() {
