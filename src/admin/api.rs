@@ -217,6 +217,8 @@ pub trait AdminApi: Send + Sync {
     /// Memory held by the server's caches and tables, largest first or in any order.
     async fn memory_usage(&self) -> Vec<MemoryItem>;
 
-    /// Flushes and shuts the server down (returns once the shutdown has begun).
+    /// Starts a clean shutdown (flush, then exit) and returns at once, so that `stopping` still
+    /// reaches the client. It must not wait for the admin listener to stop: this call runs on
+    /// one of that listener's connections.
     async fn stop(&self);
 }

@@ -133,6 +133,20 @@ impl Command {
         "stop",
     ];
 
+    /// Whether the command changes the server's state (such commands are logged at info).
+    pub fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Command::GetInfo
+                | Command::Sessions
+                | Command::Groups
+                | Command::Peers
+                | Command::Query { .. }
+                | Command::DebugMemusage { .. }
+                | Command::InspectSession { .. }
+        )
+    }
+
     /// Parameter names of `method`, in positional order, or `None` for an unknown method.
     pub fn params(method: &str) -> Option<&'static [&'static str]> {
         Some(match method {

@@ -51,7 +51,11 @@ impl Admin {
     /// Answers one request: `method` with `params`.
     pub async fn handle(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
         let command = Command::parse(method, params)?;
-        debug!(?command, "admin command");
+        if command.changes_state() {
+            info!(?command, "admin command");
+        } else {
+            debug!(?command, "admin command");
+        }
         self.execute(command).await
     }
 
@@ -126,7 +130,6 @@ impl Admin {
                 to_value(&session)
             }
             Command::Stop => {
-                info!("stop requested over the admin interface");
                 self.api.stop().await;
                 json!("stopping")
             }
@@ -297,7 +300,7 @@ fn process_memory() -> Vec<MemoryItem> {
 }
 
 /// Serves the admin interface on `listener` until `shutdown` completes; open connections are
-/// closed then.
+/// closed then (a command still running is cancelled at its next await).
 pub async fn run(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Future<Output = ()>) {
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -334,6 +337,22 @@ impl AdminServer {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// Starts the admin listener on the configured `rpc://` service; `None` when `services` has
+/// none (the admin interface is off).
+pub async fn spawn_configured(
+    config: &crate::config::Config,
+    admin: Arc<Admin>,
+) -> std::io::Result<Option<AdminServer>> {
+    match config
+        .services
+        .iter()
+        .find(|s| s.kind == crate::config::ServiceKind::Rpc)
+    {
+        Some(service) => spawn(&service.bind_addr(), admin).await.map(Some),
+        None => Ok(None),
     }
 }
 

@@ -616,3 +616,49 @@ async fn nothing_listening_gives_a_clear_error() {
         other => panic!("expected a connect error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_overlong_request_is_refused_and_the_connection_closed() {
+    let server = start(FakeApi::with_sessions(), None).await;
+    let stream = TcpStream::connect(server.addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    // One byte over the limit and no newline; exactly that much, so that the server has read
+    // everything when it closes (unread bytes would turn its close into a reset).
+    let junk = vec![b'x'; (1 << 20) + 1];
+    write.write_all(&junk).await.expect("write");
+    let mut reader = BufReader::new(read).lines();
+    let line = reader.next_line().await.expect("read").expect("an answer");
+    let answer: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(answer["error"]["code"], super::commands::INVALID_REQUEST);
+    assert_eq!(reader.next_line().await.expect("read"), None, "closed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_configured_rpc_service_starts_the_listener() {
+    use crate::config::{Config, RawConfig};
+    let config = |services: &str| {
+        Config::from_raw(&RawConfig::defaults().with_flags([("services", services.to_string())]))
+            .expect("valid config")
+    };
+    let admin = || {
+        let coin = anode_coins::lookup("Bitcoin", "mainnet").expect("bitcoin");
+        Arc::new(Admin::new(
+            FakeApi::with_sessions(),
+            Arc::new(FakeChain::default()),
+            coin,
+        ))
+    };
+    let off = spawn_configured(&config("tcp://127.0.0.1:0"), admin())
+        .await
+        .expect("no bind");
+    assert!(off.is_none());
+    let on = spawn_configured(&config("tcp://127.0.0.1:0,rpc://127.0.0.1:0"), admin())
+        .await
+        .expect("bind")
+        .expect("an rpc service is configured");
+    assert!(on.addr.ip().is_loopback());
+    let info = rpc(&on, "getinfo", json!([])).await.expect("getinfo");
+    assert_eq!(info["coin"], "Bitcoin");
+    on.stop().await;
+}
