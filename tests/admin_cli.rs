@@ -343,3 +343,23 @@ async fn rpc_errors_exit_non_zero_with_the_message() {
     assert!(run.stderr.contains("Is anode running?"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn rpc_has_a_subcommand_for_every_admin_command() {
+    let run = anode(&["rpc", "--help"], &[]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let listed: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    let mut expected = anode::admin::Command::NAMES.to_vec();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(listed_sorted, expected, "{}", run.stdout);
+}

@@ -400,6 +400,13 @@ mod tests {
     }
 
     #[test]
+    fn every_listed_command_has_a_parameter_table() {
+        for name in Command::NAMES {
+            assert!(Command::params(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn session_ids_accept_numbers_and_names() {
         assert_eq!(
             Command::parse(
