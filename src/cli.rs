@@ -51,6 +51,7 @@ fn command() -> Command {
             .arg(Arg::new("block-interval").long("block-interval").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving")),
     )
     .subcommand(Command::new("config").about("Print the effective configuration and where each value came from"))
+    .subcommand(rpc_command())
     .arg_required_else_help(false)
     .disable_help_subcommand(true)
     .after_help("Without a subcommand, anode runs the server.")
@@ -96,6 +97,13 @@ pub fn main() -> anyhow::Result<()> {
             // A simulated chain is regtest unless the operator named a network anywhere.
             let network_named = !matches!(raw.get("network"), Some((_, Source::Default)));
             runtime.block_on(simulate(&config, network_named, sub))
+        }
+        Some(("rpc", sub)) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(rpc(&config, sub))
         }
         Some(("config", _)) => {
             crate::output::print_config(&raw);
@@ -172,6 +180,122 @@ async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> any
     server.stop();
     if let Some(p2p) = p2p {
         p2p.stop();
+    }
+    Ok(())
+}
+
+/// `anode rpc`: one subcommand per admin command (PROTOCOL.md §8), arguments shaped like
+/// `electrumx_rpc`'s.
+fn rpc_command() -> Command {
+    let ids = |help: &'static str| {
+        Arg::new("session_ids")
+            .value_name("ID")
+            .num_args(0..)
+            .help(help)
+    };
+    let limit = |default: &'static str, help: &'static str| {
+        Arg::new("limit")
+            .long("limit")
+            .default_value(default)
+            .value_parser(clap::value_parser!(u64))
+            .help(help)
+    };
+    Command::new("rpc")
+        .about("Send a command to a running anode's admin interface (like electrumx_rpc)")
+        .subcommand_required(true)
+        .arg(Arg::new("rpc-host").long("rpc-host").global(true).value_name("HOST").help("Admin host [env: RPC_HOST] [default: the rpc:// service's host, else 127.0.0.1]"))
+        .arg(Arg::new("rpc-port").long("rpc-port").short('p').global(true).value_name("PORT").value_parser(clap::value_parser!(u16)).help("Admin port [env: RPC_PORT] [default: the rpc:// service's port, else 8000]"))
+        .arg(Arg::new("json").long("json").global(true).action(ArgAction::SetTrue).help("Print the answer as JSON instead of tables and lines"))
+        .subcommand(Command::new("getinfo").about("Summary of the server's state"))
+        .subcommand(Command::new("sessions").about("Client sessions, one per line"))
+        .subcommand(Command::new("groups").about("Session cost groups (subnets)"))
+        .subcommand(Command::new("peers").about("Known peer servers, good ones first"))
+        .subcommand(Command::new("add_peer").about("Add a peer from its real name, e.g. \"host.example v1.7 s50002 t50001\"")
+            .arg(Arg::new("real_name").required(true).value_name("REAL_NAME")))
+        .subcommand(Command::new("disconnect").about("Close sessions by id, by group name, or all")
+            .arg(ids("session ids, group names or `all`").num_args(1..).required(true)))
+        .subcommand(Command::new("log").about("Toggle request logging of sessions (ids, groups, all, none, new) and/or change the log filter")
+            .arg(ids("session ids, group names, `all`, `none` or `new`"))
+            .arg(Arg::new("level").long("level").value_name("FILTER").help("New log filter: error, warn, info, debug, trace or tracing directives")))
+        .subcommand(Command::new("daemon_url").about("Switch to other node URL(s); without an argument, back to the configured ones")
+            .arg(Arg::new("daemon_url").value_name("URL")))
+        .subcommand(Command::new("query").about("History, UTXOs and balance of addresses, script hashes or hex scripts")
+            .arg(Arg::new("items").value_name("ITEM").num_args(1..).required(true))
+            .arg(limit("1000", "Most history entries and UTXOs shown per item")))
+        .subcommand(Command::new("reorg").about("Force a reorganisation of COUNT blocks (debugging)")
+            .arg(Arg::new("count").value_name("COUNT").default_value("3").value_parser(clap::value_parser!(u32))))
+        .subcommand(Command::new("inspect_session").about("Details of one session")
+            .arg(Arg::new("session_id").value_name("ID").required(true).value_parser(clap::value_parser!(u64))))
+        .subcommand(Command::new("debug_memusage").about("Largest memory consumers")
+            .arg(limit("50", "Most rows")))
+        .subcommand(Command::new("stop").about("Flush and shut the server down"))
+}
+
+/// The named parameters of the admin command `name`, from its subcommand's arguments.
+fn rpc_params(name: &str, sub: &ArgMatches) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let strings = |id: &str| -> Vec<String> {
+        sub.get_many::<String>(id)
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut params = Map::new();
+    match name {
+        "add_peer" => {
+            params.insert(
+                "real_name".into(),
+                json!(sub.get_one::<String>("real_name")),
+            );
+        }
+        "disconnect" => {
+            params.insert("session_ids".into(), json!(strings("session_ids")));
+        }
+        "log" => {
+            params.insert("session_ids".into(), json!(strings("session_ids")));
+            if let Some(level) = sub.get_one::<String>("level") {
+                params.insert("level".into(), json!(level));
+            }
+        }
+        "daemon_url" => {
+            let url = sub
+                .get_one::<String>("daemon_url")
+                .cloned()
+                .unwrap_or_default();
+            params.insert("daemon_url".into(), json!(url));
+        }
+        "query" => {
+            params.insert("items".into(), json!(strings("items")));
+            params.insert("limit".into(), json!(sub.get_one::<u64>("limit")));
+        }
+        "reorg" => {
+            params.insert("count".into(), json!(sub.get_one::<u32>("count")));
+        }
+        "inspect_session" => {
+            params.insert("session_id".into(), json!(sub.get_one::<u64>("session_id")));
+        }
+        "debug_memusage" => {
+            params.insert("limit".into(), json!(sub.get_one::<u64>("limit")));
+        }
+        _ => {}
+    }
+    Value::Object(params)
+}
+
+async fn rpc(config: &Config, sub: &ArgMatches) -> anyhow::Result<()> {
+    let addr = crate::admin::client::admin_addr(
+        sub.get_one::<String>("rpc-host").map(String::as_str),
+        sub.get_one::<u16>("rpc-port").copied(),
+        |name| std::env::var(name).ok(),
+        &config.services,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let (name, args) = sub.subcommand().context("an admin command is required")?;
+    let params = rpc_params(name, args);
+    let result = crate::admin::client::call(&addr, name, params).await?;
+    if sub.get_flag("json") {
+        crate::output::print_json(&result);
+    } else {
+        crate::output::print_lines(&crate::admin::client::render(name, &result));
     }
     Ok(())
 }

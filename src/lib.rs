@@ -4,10 +4,12 @@
 //! coin trait (`anode-coins`), never on a concrete engine or coin outside [`store_factory`] and
 //! the coin registry.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod index;
+pub mod metrics;
 mod output;
 pub mod query;
 pub mod simulator;

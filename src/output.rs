@@ -28,3 +28,18 @@ pub fn simulator_ready(url: &str, genesis: &str, custom_genesis: bool) {
     );
     println!("control: sim_mine N, sim_add_mempool N, sim_reorg DEPTH, sim_outage MS (JSON-RPC); Ctrl-C stops");
 }
+
+/// Prints an answer line by line (`anode rpc`).
+pub fn print_lines(lines: &[String]) {
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// Prints a JSON value, indented (`anode rpc --json`).
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}

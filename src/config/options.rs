@@ -98,7 +98,7 @@ options! {
     "ssl_keyfile", ["SSL_KEYFILE"], "ssl-keyfile", None,
         "PEM private key for ssl:// and wss:// services.";
     "metrics_addr", ["METRICS_ADDR", "ANODE_METRICS_ADDR"], "metrics-addr", None,
-        "host:port of the Prometheus metrics endpoint (off when unset).";
+        "host:port of the Prometheus endpoint, served at http://ADDR/metrics (off when unset; see docs/admin.md).";
     "log_level", ["LOG_LEVEL", "RUST_LOG"], "log-level", Some("info"),
         "Log filter: error, warn, info, debug, trace, or a tracing filter directive.";
 }
