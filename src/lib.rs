@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod index;
 mod output;
 pub mod query;
+pub mod server;
 pub mod simulator;
 pub mod store_factory;
