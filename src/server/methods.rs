@@ -967,12 +967,16 @@ fn package_summary(result: &Value) -> Value {
     let success = result.get("package_msg").and_then(Value::as_str) == Some("success");
     let mut out = Map::new();
     out.insert("success".into(), Value::Bool(success));
-    let errors: Vec<Value> = result
-        .get("tx-results")
-        .and_then(Value::as_object)
+    // Bitcoin Core keys tx-results by wtxid; a list is accepted too.
+    let results: Vec<&Value> = match result.get("tx-results") {
+        Some(Value::Object(map)) => map.values().collect(),
+        Some(Value::Array(list)) => list.iter().collect(),
+        _ => Vec::new(),
+    };
+    let errors: Vec<Value> = Some(results)
         .map(|results| {
             results
-                .values()
+                .into_iter()
                 .filter_map(|r| {
                     let error = r.get("error").and_then(Value::as_str)?;
                     (!error.is_empty()).then(|| {
