@@ -25,10 +25,13 @@ const MAX_HEADERS: u64 = 2016;
 /// How long node answers for relay fee and mempool info are reused.
 const NODE_CACHE: Duration = Duration::from_secs(60);
 
+/// `(target, mode)` of an estimatefee cache entry.
+type FeeKey = (u64, Option<String>);
+
 /// Node answers reused across sessions.
 #[derive(Default)]
 pub(crate) struct Caches {
-    estimatefee: Mutex<HashMap<(u64, Option<String>), (Hash32, Value)>>,
+    estimatefee: Mutex<HashMap<FeeKey, (Hash32, Value)>>,
     relayfee: Mutex<Option<(Instant, Value)>>,
     mempool_info: Mutex<Option<(Instant, Value)>>,
 }

@@ -169,8 +169,8 @@ pub fn boolean(name: &str, value: &Value) -> Result<bool, RpcError> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Ok(true),
-            Some(f) if f == 0.0 => Ok(false),
+            Some(1.0) => Ok(true),
+            Some(0.0) => Ok(false),
             _ => Err(fail()),
         },
         _ => Err(fail()),

@@ -47,11 +47,14 @@ pub enum TlsError {
     },
 }
 
+/// Modification times of the certificate and key files.
+type Stamp = (SystemTime, SystemTime);
+
 /// The current TLS configuration.
 pub(crate) struct TlsState {
     cert: PathBuf,
     key: PathBuf,
-    current: RwLock<(Arc<rustls::ServerConfig>, Option<(SystemTime, SystemTime)>)>,
+    current: RwLock<(Arc<rustls::ServerConfig>, Option<Stamp>)>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -61,7 +64,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn mtimes(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
+fn mtimes(cert: &Path, key: &Path) -> Option<Stamp> {
     let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     Some((m(cert)?, m(key)?))
 }
