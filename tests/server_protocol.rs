@@ -141,7 +141,11 @@ async fn pipelined_requests_after_version_use_the_new_table() {
 
 #[tokio::test]
 async fn envelope_errors_have_the_exact_codes_and_texts() {
-    let h = start(3).await;
+    // Every error costs 100 (bad JSON 1100 more): keep this session clear of throttling.
+    let mut config = test_config();
+    config.limits.cost_soft_limit = 1e9;
+    config.limits.cost_hard_limit = 2e9;
+    let h = start_with(chain(3, 7), config).await;
     let mut c = h.client_v("1.7").await;
     c.send("nonsense{").await;
     assert_eq!(
@@ -867,4 +871,83 @@ async fn json_rpc_1_0_replies_have_its_shape() {
     let r = c.recv().await;
     assert_eq!(r["result"], Value::Null);
     assert_eq!(r["error"]["code"], -32601);
+}
+
+/// The conformance matrix of §10.1: which methods exist in which negotiated version.
+#[tokio::test]
+async fn method_tables_match_the_conformance_matrix() {
+    let mut config = test_config();
+    config.limits.cost_soft_limit = 1e9;
+    config.limits.cost_hard_limit = 2e9;
+    let h = start_with(chain(3, 7), config).await;
+    let versions = ["1.4", "1.4.1", "1.4.2", "1.5", "1.6", "1.7"];
+    // (method, first version index where present, first index where absent again)
+    let table: &[(&str, usize, usize)] = &[
+        ("server.ping", 0, 6),
+        ("server.features", 0, 6),
+        ("server.banner", 0, 6),
+        ("server.donation_address", 0, 6),
+        ("server.add_peer", 0, 6),
+        ("server.peers.subscribe", 0, 6),
+        ("blockchain.block.header", 0, 6),
+        ("blockchain.block.headers", 0, 6),
+        ("blockchain.headers.subscribe", 0, 6),
+        ("blockchain.estimatefee", 0, 6),
+        ("blockchain.relayfee", 0, 4),
+        ("blockchain.scripthash.get_balance", 0, 5),
+        ("blockchain.scripthash.get_history", 0, 5),
+        ("blockchain.scripthash.get_mempool", 0, 5),
+        ("blockchain.scripthash.listunspent", 0, 5),
+        ("blockchain.scripthash.subscribe", 0, 5),
+        ("blockchain.scripthash.unsubscribe", 2, 5),
+        ("blockchain.scriptpubkey.get_balance", 5, 6),
+        ("blockchain.scriptpubkey.get_history", 5, 6),
+        ("blockchain.scriptpubkey.get_mempool", 5, 6),
+        ("blockchain.scriptpubkey.listunspent", 5, 6),
+        ("blockchain.scriptpubkey.subscribe", 5, 6),
+        ("blockchain.scriptpubkey.unsubscribe", 5, 6),
+        ("blockchain.outpoint.subscribe", 5, 6),
+        ("blockchain.outpoint.get_status", 5, 6),
+        ("blockchain.outpoint.unsubscribe", 5, 6),
+        ("blockchain.transaction.broadcast", 0, 6),
+        ("blockchain.transaction.broadcast_package", 4, 6),
+        ("blockchain.transaction.testmempoolaccept", 5, 6),
+        ("blockchain.transaction.get", 0, 6),
+        ("blockchain.transaction.get_merkle", 0, 6),
+        ("blockchain.transaction.id_from_pos", 0, 6),
+        ("mempool.get_fee_histogram", 0, 6),
+        ("mempool.get_info", 4, 6),
+        ("mempool.recent", 5, 6),
+        ("blockchain.address.get_history", 6, 6),
+        ("blockchain.block.get_header", 6, 6),
+        ("blockchain.numblocks.subscribe", 6, 6),
+    ];
+    for (i, version) in versions.iter().enumerate() {
+        let mut c = h.client_v(version).await;
+        for (method, from, until) in table {
+            // Named arguments that no method takes: present methods fail with -32602 (or
+            // succeed when they take no parameters... they then reject the name), absent
+            // ones with -32601.
+            let r = c.call(method, json!({"zzz_not_a_parameter": 1})).await;
+            let code = r["error"]["code"].as_i64();
+            let present = i >= *from && i < *until;
+            if present {
+                assert_ne!(
+                    code,
+                    Some(-32601),
+                    "{method} should exist in {version}: {r}"
+                );
+            } else {
+                assert_eq!(
+                    code,
+                    Some(-32601),
+                    "{method} should not exist in {version}: {r}"
+                );
+                assert_eq!(
+                    r["error"]["message"],
+                    format!("unknown method \"{method}\"")
+                );
+            }
+        }
+    }
 }

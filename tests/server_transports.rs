@@ -127,6 +127,37 @@ async fn tls_serves_and_reloads_its_certificate() {
 }
 
 #[tokio::test]
+async fn tls_reloads_when_the_files_change() {
+    let cert = make_cert(None);
+    let mut config = test_config();
+    config.services = vec![service(ServiceKind::Ssl, "127.0.0.1")];
+    config.ssl_certfile = Some(cert.cert_path.clone());
+    config.ssl_keyfile = Some(cert.key_path.clone());
+    config.tls_watch_interval = Some(Duration::from_millis(100));
+    let h = start_with(chain(3, 7), config).await;
+    let addr = h.handle.local_addr(ServiceKind::Ssl).unwrap();
+    assert!(tls_connect(addr, &cert.der).await.is_ok());
+    let new = make_cert(None);
+    // Rename into place so the watcher never sees a half-written pair.
+    let tmp_key = cert.key_path.with_extension("tmp");
+    std::fs::copy(&new.key_path, &tmp_key).unwrap();
+    std::fs::copy(&new.cert_path, &cert.cert_path).unwrap();
+    std::fs::rename(&tmp_key, &cert.key_path).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if tls_connect(addr, &new.der).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "certificate not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tls_connect(addr, &cert.der).await.is_err());
+}
+
+#[tokio::test]
 async fn websocket_and_secure_websocket() {
     let cert = make_cert(None);
     let h = tls_harness(&cert).await;
