@@ -215,6 +215,30 @@ async fn websocket_and_secure_websocket() {
 }
 
 #[tokio::test]
+async fn tcp_output_is_padded_when_enabled() {
+    let mut config = test_config();
+    config.pad_tcp = true;
+    let h = start_with(chain(3, 7), config).await;
+    let mut c = h.client().await;
+    c.send(VERSION).await;
+    let line = c.recv_line().await;
+    // The warm-up reply goes out at once, padded to 1024 bytes inside its JSON text.
+    assert_eq!(line.len(), 1024);
+    assert!(line.ends_with(" ]\n") || line.ends_with(" }\n"), "{line:?}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["result"][1], "1.7");
+    // Past the warm-up budget a small reply waits for the one-second timer.
+    let started = std::time::Instant::now();
+    let r = c.call("server.ping", json!([])).await;
+    assert_eq!(r["result"], json!({"data": ""}));
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn ipv6_listener() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         tracing::warn!("no IPv6 loopback here; skipping");

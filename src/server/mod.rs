@@ -94,6 +94,9 @@ pub struct ServerConfig {
     pub mempool_refresh: Duration,
     /// send 1.7 cover pings (§5.5)
     pub cover_traffic: bool,
+    /// pad TCP and TLS output into power-of-two chunks, delaying small replies up to 1 s
+    /// (§1.3)
+    pub pad_tcp: bool,
     /// largest incoming WebSocket message
     pub ws_max_message: usize,
     /// how long a TLS or WebSocket handshake may take
@@ -134,6 +137,7 @@ impl Default for ServerConfig {
             notification_timeout: Duration::from_secs(30),
             mempool_refresh: Duration::from_secs(5),
             cover_traffic: true,
+            pad_tcp: false,
             ws_max_message: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
         }
@@ -154,6 +158,8 @@ impl ServerConfig {
             ssl_certfile: config.ssl_certfile.clone(),
             ssl_keyfile: config.ssl_keyfile.clone(),
             reload_tls_on_sighup: true,
+            // ElectrumX pads every TCP/TLS connection; so do we, for parity.
+            pad_tcp: true,
             tls_watch_interval: Some(Duration::from_secs(60)),
             banner_file: config.banner_file.clone(),
             donation_address: config.donation_address.clone(),

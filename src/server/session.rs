@@ -786,9 +786,21 @@ async fn write_loop(
     let mut closed = session.closed.subscribe();
     let slow = shared.config.slow_reader_timeout;
     loop {
+        let deadline = writer.flush_deadline();
         let next = tokio::select! {
             biased;
             _ = closed.changed() => break,
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                match tokio::time::timeout(slow, writer.flush_due()).await {
+                    Ok(Ok(())) => continue,
+                    _ => break,
+                }
+            }
             next = rx.recv() => next,
         };
         match next {
