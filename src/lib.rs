@@ -12,5 +12,6 @@ pub mod index;
 pub mod metrics;
 mod output;
 pub mod query;
+pub mod server;
 pub mod simulator;
 pub mod store_factory;

@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::index::schema::HASHX_LEN;
 
+pub mod reference;
+
 /// A 32-byte hash in internal byte order.
 pub type Hash32 = [u8; 32];
 

@@ -1,0 +1,1107 @@
+//! Every client method of PROTOCOL.md §4, the per-version method tables of §2.5, and their
+//! costs (§6.4). Handlers read through [`crate::query::ChainQuery`] and
+//! [`crate::daemon::DaemonApi`] only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+
+use super::json::{py_repr, py_str, thousands, RpcError, DAEMON_ERROR, HISTORY_TOO_LONG};
+use super::params::{self, bind, Args, Signature};
+use super::session::{OutpointSub, ScriptSub, Session};
+use super::version::{negotiate, ProtocolVersion};
+use super::Shared;
+use crate::config::{PeerDiscovery, ServiceKind};
+use crate::daemon::{hash_to_hex, DaemonError, FeeEstimate};
+use crate::query::{
+    Hash32, History, HistoryEntry, OutPoint, OutpointStatus, QueryError, ScriptHash,
+};
+
+/// `max` of `blockchain.block.headers`, whatever the coin.
+const MAX_HEADERS: u64 = 2016;
+/// How long node answers for relay fee and mempool info are reused.
+const NODE_CACHE: Duration = Duration::from_secs(60);
+
+/// `(target, mode)` of an estimatefee cache entry.
+type FeeKey = (u64, Option<String>);
+
+/// Node answers reused across sessions.
+#[derive(Default)]
+pub(crate) struct Caches {
+    estimatefee: Mutex<HashMap<FeeKey, (Hash32, Value)>>,
+    relayfee: Mutex<Option<(Instant, Value)>>,
+    mempool_info: Mutex<Option<(Instant, Value)>>,
+}
+
+const VERSION_SIG: Signature = Signature {
+    names: &["client_name", "protocol_version"],
+    required: 0,
+    extras: true,
+};
+const NONE: Signature = Signature::new(&[], 0);
+const SCRIPTHASH: Signature = Signature::new(&["scripthash"], 1);
+const SPK: Signature = Signature::new(&["spk"], 1);
+const OUTPOINT: Signature = Signature::new(&["tx_hash", "txout_idx", "spk_hint"], 3);
+
+/// The signature of `method` in version `v`, `None` where the method does not exist (§2.5).
+fn signature(method: &str, v: &ProtocolVersion) -> Option<Signature> {
+    let v17 = v.at_least(&[1, 7]);
+    let v16 = v.at_least(&[1, 6]);
+    let sig = match method {
+        "server.version" => VERSION_SIG,
+        "server.ping" => Signature::new(&["pong_len", "data"], 0),
+        "server.features"
+        | "server.banner"
+        | "server.donation_address"
+        | "server.peers.subscribe"
+        | "blockchain.headers.subscribe"
+        | "mempool.get_fee_histogram" => NONE,
+        "server.add_peer" => Signature::new(&["features"], 1),
+        "blockchain.block.header" => Signature::new(&["height", "cp_height"], 1),
+        "blockchain.block.headers" => Signature::new(&["start_height", "count", "cp_height"], 2),
+        "blockchain.estimatefee" => Signature::new(&["number", "mode"], 1),
+        "blockchain.relayfee" if !v16 => NONE,
+        "blockchain.scripthash.get_balance"
+        | "blockchain.scripthash.get_history"
+        | "blockchain.scripthash.get_mempool"
+        | "blockchain.scripthash.listunspent"
+        | "blockchain.scripthash.subscribe"
+            if !v17 =>
+        {
+            SCRIPTHASH
+        }
+        "blockchain.scripthash.unsubscribe" if !v17 && v.at_least(&[1, 4, 2]) => SCRIPTHASH,
+        "blockchain.scriptpubkey.get_balance"
+        | "blockchain.scriptpubkey.get_history"
+        | "blockchain.scriptpubkey.get_mempool"
+        | "blockchain.scriptpubkey.listunspent"
+        | "blockchain.scriptpubkey.subscribe"
+        | "blockchain.scriptpubkey.unsubscribe"
+            if v17 =>
+        {
+            SPK
+        }
+        "blockchain.outpoint.subscribe" | "blockchain.outpoint.get_status" if v17 => OUTPOINT,
+        "blockchain.outpoint.unsubscribe" if v17 => Signature::new(&["tx_hash", "txout_idx"], 2),
+        "blockchain.transaction.broadcast" => Signature::new(&["raw_tx"], 1),
+        "blockchain.transaction.broadcast_package" if v16 => {
+            Signature::new(&["raw_txs", "verbose"], 1)
+        }
+        "blockchain.transaction.testmempoolaccept" if v17 => Signature::new(&["raw_txs"], 1),
+        "blockchain.transaction.get" => Signature::new(&["tx_hash", "verbose"], 1),
+        "blockchain.transaction.get_merkle" => Signature::new(&["tx_hash", "height"], 2),
+        "blockchain.transaction.id_from_pos" => Signature::new(&["height", "tx_pos", "merkle"], 2),
+        "mempool.get_info" if v16 => NONE,
+        "mempool.recent" if v17 => NONE,
+        _ => return None,
+    };
+    Some(sig)
+}
+
+/// A query failure as the client sees it.
+pub(crate) fn query_error(e: QueryError) -> RpcError {
+    match e {
+        QueryError::HistoryTooLarge => RpcError::new(HISTORY_TOO_LONG, "history too large"),
+        QueryError::OutOfRange(text) => RpcError::bad_request(text),
+        QueryError::Daemon(e) => daemon_error(&e),
+        QueryError::Store(e) => RpcError::bad_request(format!("db error: {e}")),
+        QueryError::Corrupt(text) => RpcError::bad_request(format!("db error: {text}")),
+        #[allow(unreachable_patterns)]
+        other => {
+            tracing::warn!(error = %other, "query failed");
+            RpcError::new(super::json::INTERNAL_ERROR, "internal server error")
+        }
+    }
+}
+
+/// Code 2, worded as ElectrumX words node errors.
+fn daemon_error(e: &DaemonError) -> RpcError {
+    match e {
+        DaemonError::Rpc { code, message } => RpcError::new(
+            DAEMON_ERROR,
+            format!(
+                "daemon error: DaemonError({{'code': {code}, 'message': {}}})",
+                py_repr(&Value::from(message.as_str()))
+            ),
+        ),
+        other => RpcError::new(DAEMON_ERROR, format!("daemon error: {other}")),
+    }
+}
+
+fn display(hash: &Hash32) -> Value {
+    Value::from(hash_to_hex(hash))
+}
+
+fn branch_json(branch: &[Hash32]) -> Value {
+    Value::Array(branch.iter().map(display).collect())
+}
+
+fn nni(value: &Value) -> Result<u64, RpcError> {
+    params::non_negative_integer(value)
+}
+
+fn opt_nni(args: &Args, i: usize) -> Result<u64, RpcError> {
+    args.get(i)
+        .map(nni)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn height_out_of_range(height: u64) -> RpcError {
+    RpcError::bad_request(format!("height {} out of range", thousands(height)))
+}
+
+/// `server.version` (§2.1): negotiation; also the only method before it.
+pub(crate) fn server_version(
+    shared: &Shared,
+    session: &Session,
+    params: &Value,
+) -> Result<Value, RpcError> {
+    let args = bind("server.version", &VERSION_SIG, params)?;
+    if session.state.lock().version.is_some() {
+        return Err(RpcError::bad_request("server.version already sent"));
+    }
+    session.add_cost(shared, 0.5);
+    let client_name = if params::truthy(args.get(0)) {
+        py_str(args.req(0)).chars().take(100).collect()
+    } else {
+        String::new()
+    };
+    let version = match negotiate(args.get(1)) {
+        Ok(v) => v,
+        Err(e) => {
+            if dotted_version(&client_name).is_some_and(|v| v <= vec![3, 2, 3])
+                && shared.coin.params().client_warning
+            {
+                // The legacy trick that makes very old Electrum clients show an error.
+                session.notify_bare("blockchain.relayfee");
+                session.notify_bare("blockchain.estimatefee");
+            }
+            return Err(e);
+        }
+    };
+    let text = version.to_string();
+    {
+        let mut state = session.state.lock();
+        state.client_name = client_name;
+        state.version = Some(version);
+    }
+    Ok(json!([shared.config.server_version, text]))
+}
+
+fn dotted_version(name: &str) -> Option<Vec<u32>> {
+    let head = name.split_whitespace().next()?;
+    head.split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// Runs a method after negotiation.
+pub(crate) async fn dispatch(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    method: &str,
+    params: &Value,
+) -> Result<Value, RpcError> {
+    let v = session.version();
+    let Some(sig) = signature(method, &v) else {
+        return Err(RpcError::new(
+            super::json::METHOD_NOT_FOUND,
+            format!("unknown method \"{method}\""),
+        ));
+    };
+    let args = bind(method, &sig, params)?;
+    let cost = |amount: f64| session.add_cost(shared, amount);
+    match method {
+        "server.version" => server_version(shared, session, params),
+        "server.ping" => server_ping(shared, session, &v, &args),
+        "server.features" => {
+            cost(0.2);
+            Ok(server_features(shared, &v))
+        }
+        "server.banner" => {
+            cost(0.5);
+            Ok(Value::from(server_banner(shared)))
+        }
+        "server.donation_address" => {
+            cost(0.1);
+            Ok(Value::from(shared.config.donation_address.clone()))
+        }
+        "server.peers.subscribe" => {
+            cost(1.0);
+            Ok(shared.peers.subscribe_result())
+        }
+        "server.add_peer" => {
+            cost(100.0);
+            let enabled = shared.config.peer_discovery == PeerDiscovery::On;
+            Ok(Value::Bool(
+                shared
+                    .peers
+                    .add_peer(enabled, session.peer, args.req(0))
+                    .await,
+            ))
+        }
+        "blockchain.block.header" => block_header(shared, session, &v, &args).await,
+        "blockchain.block.headers" => block_headers(shared, session, &v, &args).await,
+        "blockchain.headers.subscribe" => {
+            cost(0.25);
+            let tip = shared.query.tip();
+            {
+                let mut state = session.state.lock();
+                state.subs.headers = true;
+                state.subs.last_header = Some((tip.height, tip.hash));
+            }
+            Ok(json!({"hex": hex::encode(&tip.header), "height": tip.height}))
+        }
+        "blockchain.estimatefee" => estimatefee(shared, session, &args).await,
+        "blockchain.relayfee" => {
+            cost(1.0);
+            cached_node_value(&shared.caches.relayfee, || async {
+                shared.daemon.relay_fee().await.map(Value::from)
+            })
+            .await
+        }
+        "blockchain.scripthash.get_balance" | "blockchain.scriptpubkey.get_balance" => {
+            let (script, _) = script_arg(shared, method, &args)?;
+            cost(1.0);
+            let b = shared.query.balance(&script).await.map_err(query_error)?;
+            Ok(json!({"confirmed": b.confirmed, "unconfirmed": b.unconfirmed}))
+        }
+        "blockchain.scripthash.get_history" | "blockchain.scriptpubkey.get_history" => {
+            let (script, _) = script_arg(shared, method, &args)?;
+            let history = shared
+                .query
+                .history(&script, shared.config.history_limit())
+                .await
+                .map_err(query_error)?;
+            cost(
+                0.45 + history.confirmed.len() as f64 / 1000.0
+                    + history.mempool.len() as f64 / 50.0,
+            );
+            let list = history_json(history.entries());
+            Ok(if v.at_least(&[1, 7]) {
+                json!({"history": list})
+            } else {
+                list
+            })
+        }
+        "blockchain.scripthash.get_mempool" | "blockchain.scriptpubkey.get_mempool" => {
+            let (script, _) = script_arg(shared, method, &args)?;
+            let mempool = shared
+                .query
+                .mempool_history(&script)
+                .await
+                .map_err(query_error)?;
+            cost(0.25 + mempool.len() as f64 / 50.0);
+            let list = history_json(mempool.iter());
+            Ok(if v.at_least(&[1, 7]) {
+                json!({"history": list})
+            } else {
+                list
+            })
+        }
+        "blockchain.scripthash.listunspent" | "blockchain.scriptpubkey.listunspent" => {
+            let (script, _) = script_arg(shared, method, &args)?;
+            // Each entry takes ~100 bytes of JSON: past this count the answer could not be
+            // sent anyway, so the index need not read further.
+            let limit = shared.config.limits.max_send / 90 + 1;
+            let utxos = match shared.query.unspent(&script, limit).await {
+                Ok(u) => u,
+                Err(QueryError::HistoryTooLarge) => {
+                    return Err(RpcError::new(
+                        super::json::INVALID_REQUEST,
+                        format!(
+                            "response too large (over {} bytes",
+                            thousands(shared.config.limits.max_send as u64)
+                        ),
+                    ))
+                }
+                Err(e) => return Err(query_error(e)),
+            };
+            cost(1.0 + utxos.len() as f64 / 50.0);
+            let list: Vec<Value> = utxos
+                .iter()
+                .map(|u| {
+                    json!({"tx_hash": display(&u.txid), "tx_pos": u.vout, "height": u.height,
+                           "value": u.value})
+                })
+                .collect();
+            Ok(if v.at_least(&[1, 7]) {
+                json!({"utxos": list})
+            } else {
+                Value::Array(list)
+            })
+        }
+        "blockchain.scripthash.subscribe" | "blockchain.scriptpubkey.subscribe" => {
+            let (script, alias) = script_arg(shared, method, &args)?;
+            let (status, mempool) = script_status(shared, &script).await?;
+            cost(0.3);
+            let hashx = script.hashx();
+            session.state.lock().subs.scripts.insert(
+                hashx,
+                ScriptSub {
+                    script,
+                    alias,
+                    status,
+                    mempool,
+                },
+            );
+            shared.registry.index_script(session.id, hashx);
+            Ok(status.map_or(Value::Null, |s| Value::from(hex::encode(s))))
+        }
+        "blockchain.scripthash.unsubscribe" | "blockchain.scriptpubkey.unsubscribe" => {
+            let (script, _) = script_arg(shared, method, &args)?;
+            cost(0.1);
+            let hashx = script.hashx();
+            let removed = session.state.lock().subs.scripts.remove(&hashx).is_some();
+            if removed {
+                shared.registry.unindex_script(session.id, &hashx);
+            }
+            Ok(Value::Bool(removed))
+        }
+        "blockchain.outpoint.subscribe" | "blockchain.outpoint.get_status" => {
+            let txid = params::tx_hash(args.req(0))?;
+            let vout = nni(args.req(1))?;
+            params::hex_blob(args.req(2))?;
+            cost(1.2);
+            let Ok(vout) = u32::try_from(vout) else {
+                // No transaction has that many outputs: the status of an unknown output.
+                return Ok(json!({}));
+            };
+            let outpoint = OutPoint { txid, vout };
+            let status = shared
+                .query
+                .outpoint_status(&outpoint)
+                .await
+                .map_err(query_error)?;
+            if method == "blockchain.outpoint.subscribe" {
+                session.state.lock().subs.outpoints.insert(
+                    outpoint,
+                    OutpointSub {
+                        status: status.clone(),
+                    },
+                );
+                shared.registry.index_outpoint(session.id, outpoint);
+            }
+            Ok(outpoint_status_json(&status))
+        }
+        "blockchain.outpoint.unsubscribe" => {
+            let txid = params::tx_hash(args.req(0))?;
+            let vout = nni(args.req(1))?;
+            cost(0.1);
+            let Ok(vout) = u32::try_from(vout) else {
+                return Ok(Value::Bool(false));
+            };
+            let outpoint = OutPoint { txid, vout };
+            let removed = session
+                .state
+                .lock()
+                .subs
+                .outpoints
+                .remove(&outpoint)
+                .is_some();
+            if removed {
+                shared.registry.unindex_outpoint(session.id, &outpoint);
+            }
+            Ok(Value::Bool(removed))
+        }
+        "blockchain.transaction.broadcast" => broadcast(shared, session, &args).await,
+        "blockchain.transaction.broadcast_package" => {
+            let raw_txs = params::hex_list(args.req(0))?;
+            cost(0.25 + raw_txs.iter().map(String::len).sum::<usize>() as f64 / 5000.0);
+            let verbose = params::truthy(args.get(1));
+            let result = match shared.daemon.submit_package(&raw_txs).await {
+                Ok(r) => r,
+                Err(DaemonError::Rpc { message, .. }) => {
+                    return Err(RpcError::bad_request(format!(
+                        "the tx package was rejected by network rules.\n\n{message}."
+                    )))
+                }
+                Err(e) => return Err(daemon_error(&e)),
+            };
+            Ok(if verbose {
+                result
+            } else {
+                package_summary(&result)
+            })
+        }
+        "blockchain.transaction.testmempoolaccept" => {
+            let raw_txs = params::hex_list(args.req(0))?;
+            cost(0.25 + raw_txs.iter().map(String::len).sum::<usize>() as f64 / 5000.0);
+            let result = shared
+                .daemon
+                .test_mempool_accept(&raw_txs)
+                .await
+                .map_err(|e| daemon_error(&e))?;
+            Ok(testmempoolaccept_summary(&result))
+        }
+        "blockchain.transaction.get" => {
+            let txid = params::tx_hash(args.req(0))?;
+            let verbose = args
+                .get(1)
+                .map(|v| params::boolean("verbose", v))
+                .transpose()?
+                .unwrap_or(false);
+            cost(1.0);
+            if verbose {
+                return shared
+                    .daemon
+                    .raw_transaction_verbose(&txid)
+                    .await
+                    .map_err(|e| daemon_error(&e));
+            }
+            match shared
+                .query
+                .raw_transaction(&txid)
+                .await
+                .map_err(query_error)?
+            {
+                Some(raw) => Ok(Value::from(hex::encode(raw))),
+                None => Err(daemon_error(&DaemonError::Rpc {
+                    code: -5,
+                    message: "No such mempool or blockchain transaction. Use gettransaction for \
+                              wallet transactions."
+                        .into(),
+                })),
+            }
+        }
+        "blockchain.transaction.get_merkle" => {
+            let txid = params::tx_hash(args.req(0))?;
+            let height = nni(args.req(1))?;
+            cost(0.25);
+            if height > u64::from(shared.query.tip().height) {
+                return Err(height_out_of_range(height));
+            }
+            let merkle = shared
+                .query
+                .merkle(&txid, height as u32)
+                .await
+                .map_err(query_error)?
+                .ok_or_else(|| {
+                    RpcError::bad_request(format!(
+                        "tx {} not in block at height {}",
+                        hash_to_hex(&txid),
+                        thousands(height)
+                    ))
+                })?;
+            cost((1u64 << merkle.branch.len().min(30)) as f64 / 2500.0);
+            Ok(
+                json!({"block_height": merkle.block_height, "merkle": branch_json(&merkle.branch),
+                      "pos": merkle.pos}),
+            )
+        }
+        "blockchain.transaction.id_from_pos" => {
+            let height = nni(args.req(0))?;
+            let pos = nni(args.req(1))?;
+            let merkle = args
+                .get(2)
+                .map(|v| params::boolean("merkle", v))
+                .transpose()?
+                .unwrap_or(false);
+            cost(0.25);
+            let tip = shared.query.tip().height;
+            if height > u64::from(tip) {
+                return Err(RpcError::bad_request(format!(
+                    "db error: DBError('block {height} not on disk (>{tip})')"
+                )));
+            }
+            let found = match u32::try_from(pos) {
+                Ok(p) => shared
+                    .query
+                    .txid_at(height as u32, p)
+                    .await
+                    .map_err(query_error)?,
+                Err(_) => None,
+            };
+            let (txid, branch) = found.ok_or_else(|| {
+                RpcError::bad_request(format!(
+                    "no tx at position {} in block at height {}",
+                    thousands(pos),
+                    thousands(height)
+                ))
+            })?;
+            cost((1u64 << branch.len().min(30)) as f64 / 2500.0);
+            Ok(if merkle {
+                json!({"tx_hash": display(&txid), "merkle": branch_json(&branch)})
+            } else {
+                display(&txid)
+            })
+        }
+        "mempool.get_fee_histogram" => {
+            cost(1.0);
+            Ok(Value::Array(
+                shared
+                    .query
+                    .fee_histogram()
+                    .into_iter()
+                    .map(|(rate, size)| json!([rate, size]))
+                    .collect(),
+            ))
+        }
+        "mempool.get_info" => {
+            cost(1.0);
+            cached_node_value(&shared.caches.mempool_info, || async {
+                shared.daemon.mempool_info().await.map(|info| {
+                    // incrementalrelayfee is not in the daemon trait's MempoolInfo yet.
+                    json!({"mempoolminfee": info.mempoolminfee,
+                           "minrelaytxfee": info.minrelaytxfee})
+                })
+            })
+            .await
+        }
+        "mempool.recent" => {
+            cost(1.0);
+            Ok(Value::Array(
+                shared
+                    .query
+                    .mempool_recent()
+                    .iter()
+                    .map(|t| json!({"txid": display(&t.txid), "fee": t.fee, "vsize": t.vsize}))
+                    .collect(),
+            ))
+        }
+        other => {
+            // The table above and this match list the same methods.
+            tracing::error!(method = other, "method in the table without a handler");
+            Err(RpcError::new(
+                super::json::INTERNAL_ERROR,
+                "internal server error",
+            ))
+        }
+    }
+}
+
+async fn cached_node_value<F, Fut>(
+    cache: &Mutex<Option<(Instant, Value)>>,
+    fetch: F,
+) -> Result<Value, RpcError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Value, DaemonError>>,
+{
+    if let Some((at, v)) = cache.lock().as_ref() {
+        if at.elapsed() < NODE_CACHE {
+            return Ok(v.clone());
+        }
+    }
+    let value = fetch().await.map_err(|e| daemon_error(&e))?;
+    *cache.lock() = Some((Instant::now(), value.clone()));
+    Ok(value)
+}
+
+/// The script of a `scripthash` or (1.7) `spk` argument, and what notifications call it: the
+/// client's spelling before 1.7, the derived lowercase script hash from 1.7 (§5.2).
+fn script_arg(
+    shared: &Shared,
+    method: &str,
+    args: &Args,
+) -> Result<(ScriptHash, String), RpcError> {
+    if method.starts_with("blockchain.scriptpubkey.") {
+        let script = params::hex_blob(args.req(0))?;
+        let hash = ScriptHash(shared.coin.script_hash(&script));
+        Ok((hash, hash.to_display_hex()))
+    } else {
+        params::script_hash(args.req(0))
+    }
+}
+
+/// A script's status and whether it involves mempool transactions.
+pub(crate) async fn script_status(
+    shared: &Shared,
+    script: &ScriptHash,
+) -> Result<(Option<Hash32>, bool), RpcError> {
+    let history: History = shared
+        .query
+        .history(script, shared.config.history_limit())
+        .await
+        .map_err(query_error)?;
+    Ok((history.status_hash(), !history.mempool.is_empty()))
+}
+
+fn history_json<'a>(entries: impl Iterator<Item = &'a HistoryEntry>) -> Value {
+    Value::Array(
+        entries
+            .map(|e| match (e.height > 0, e.fee) {
+                (false, Some(fee)) => {
+                    json!({"tx_hash": display(&e.txid), "height": e.height, "fee": fee})
+                }
+                _ => json!({"tx_hash": display(&e.txid), "height": e.height}),
+            })
+            .collect(),
+    )
+}
+
+/// The outpoint status object of §4.13: `{}`, `{funder_height}` or all three members.
+pub(crate) fn outpoint_status_json(status: &OutpointStatus) -> Value {
+    let mut map = Map::new();
+    if let Some(h) = status.funder_height {
+        map.insert("funder_height".into(), Value::from(h));
+        if let Some((txid, height)) = &status.spender {
+            map.insert("spender_txhash".into(), display(txid));
+            map.insert("spender_height".into(), Value::from(*height));
+        }
+    }
+    Value::Object(map)
+}
+
+fn server_ping(
+    shared: &Shared,
+    session: &Session,
+    v: &ProtocolVersion,
+    args: &Args,
+) -> Result<Value, RpcError> {
+    session.add_cost(shared, 0.1);
+    if !v.at_least(&[1, 7]) {
+        return Ok(Value::Null);
+    }
+    if let Some(data) = args.get(1) {
+        params::hex_odd(data)?;
+    }
+    let pong_len = args.get(0).map(nni).transpose()?.unwrap_or(0);
+    if pong_len > shared.config.limits.max_send as u64 {
+        return Err(RpcError::bad_request("pong_len value too high"));
+    }
+    session.add_cost(
+        shared,
+        pong_len as f64 / shared.config.limits.bandwidth_unit_cost.max(1.0),
+    );
+    Ok(json!({"data": "0".repeat(pong_len as usize)}))
+}
+
+fn server_features(shared: &Shared, v: &ProtocolVersion) -> Value {
+    let mut hosts = Map::new();
+    let mut services = Vec::new();
+    for s in &shared.config.report_services {
+        let key = match s.kind {
+            ServiceKind::Tcp => "tcp_port",
+            ServiceKind::Ssl => "ssl_port",
+            ServiceKind::Ws => "ws_port",
+            ServiceKind::Wss => "wss_port",
+            ServiceKind::Rpc => continue,
+        };
+        if s.host.is_empty() {
+            continue;
+        }
+        let entry = hosts
+            .entry(s.host.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(key.into(), Value::from(s.port));
+        }
+        let host = if s.host.contains(':') {
+            format!("[{}]", s.host)
+        } else {
+            s.host.clone()
+        };
+        services.push(Value::from(format!("{}://{}:{}", s.kind, host, s.port)));
+    }
+    let mut out = Map::new();
+    out.insert("hosts".into(), Value::Object(hosts));
+    out.insert("pruning".into(), Value::Null);
+    out.insert(
+        "server_version".into(),
+        Value::from(shared.config.server_version.clone()),
+    );
+    out.insert(
+        "protocol_min".into(),
+        Value::from(ProtocolVersion::min().to_string()),
+    );
+    out.insert(
+        "protocol_max".into(),
+        Value::from(ProtocolVersion::max().to_string()),
+    );
+    out.insert(
+        "genesis_hash".into(),
+        display(&shared.coin.params().genesis_hash),
+    );
+    if !v.at_least(&[1, 7]) {
+        out.insert("hash_function".into(), Value::from("sha256"));
+    }
+    out.insert("services".into(), Value::Array(services));
+    Value::Object(out)
+}
+
+fn server_banner(shared: &Shared) -> String {
+    let default = format!(
+        "You are connected to an {} server.",
+        shared.config.server_version
+    );
+    let Some(path) = &shared.config.banner_file else {
+        return default;
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let version = shared
+                .config
+                .server_version
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            text.replace("$SERVER_VERSION", &version)
+                .replace("$SERVER_SUBVERSION", &shared.config.server_version)
+                .replace("$DONATION_ADDRESS", &shared.config.donation_address)
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "banner file unreadable");
+            default
+        }
+    }
+}
+
+async fn block_header(
+    shared: &Shared,
+    session: &Session,
+    v: &ProtocolVersion,
+    args: &Args,
+) -> Result<Value, RpcError> {
+    let height = nni(args.req(0))?;
+    let cp_height = opt_nni(args, 1)?;
+    session.add_cost(shared, if cp_height > 0 { 1.25 } else { 0.25 });
+    let tip = u64::from(shared.query.tip().height);
+    if height > tip {
+        return Err(height_out_of_range(height));
+    }
+    let header = shared
+        .query
+        .header(height as u32)
+        .await
+        .map_err(query_error)?
+        .ok_or_else(|| height_out_of_range(height))?;
+    if cp_height == 0 {
+        return Ok(Value::from(hex::encode(header)));
+    }
+    check_checkpoint(height, cp_height, tip)?;
+    let proof = shared
+        .query
+        .header_proof(height as u32, cp_height as u32)
+        .await
+        .map_err(query_error)?;
+    let header = truncate_header(shared, v, header);
+    Ok(
+        json!({"header": hex::encode(header), "branch": branch_json(&proof.branch),
+              "root": display(&proof.root)}),
+    )
+}
+
+fn check_checkpoint(height: u64, cp_height: u64, tip: u64) -> Result<(), RpcError> {
+    if height <= cp_height && cp_height <= tip {
+        return Ok(());
+    }
+    Err(RpcError::bad_request(format!(
+        "require header height {} <= cp_height {} <= chain height {}",
+        thousands(height),
+        thousands(cp_height),
+        thousands(tip)
+    )))
+}
+
+/// AuxPoW headers lose their proof under a checkpoint from 1.4.1 (§2.4).
+fn truncate_header(shared: &Shared, v: &ProtocolVersion, mut header: Vec<u8>) -> Vec<u8> {
+    if v.at_least(&[1, 4, 1]) {
+        if let Some(size) = shared.coin.params().header.truncated_size {
+            header.truncate(size);
+        }
+    }
+    header
+}
+
+async fn block_headers(
+    shared: &Shared,
+    session: &Session,
+    v: &ProtocolVersion,
+    args: &Args,
+) -> Result<Value, RpcError> {
+    let start = nni(args.req(0))?;
+    let count = nni(args.req(1))?;
+    let cp_height = opt_nni(args, 2)?;
+    // Charged on the requested count, before the cap: asking for absurd counts costs.
+    session.add_cost(shared, count as f64 / 50.0);
+    let count = count.min(MAX_HEADERS);
+    let tip = u64::from(shared.query.tip().height);
+    let n = if start > tip {
+        0
+    } else {
+        count.min(tip + 1 - start)
+    };
+    let mut headers = if n > 0 {
+        shared
+            .query
+            .headers(start as u32, n as u32)
+            .await
+            .map_err(query_error)?
+    } else {
+        Vec::new()
+    };
+    let n = headers.len() as u64;
+    let mut proof = None;
+    if n > 0 && cp_height > 0 {
+        let last = start + n - 1;
+        check_checkpoint(last, cp_height, tip)?;
+        session.add_cost(shared, 1.0);
+        proof = Some(
+            shared
+                .query
+                .header_proof(last as u32, cp_height as u32)
+                .await
+                .map_err(query_error)?,
+        );
+        headers = headers
+            .into_iter()
+            .map(|h| truncate_header(shared, v, h))
+            .collect();
+    }
+    let mut out = Map::new();
+    if v.at_least(&[1, 6]) {
+        out.insert("count".into(), Value::from(n));
+        out.insert("max".into(), Value::from(MAX_HEADERS));
+        out.insert(
+            "headers".into(),
+            Value::Array(
+                headers
+                    .iter()
+                    .map(|h| Value::from(hex::encode(h)))
+                    .collect(),
+            ),
+        );
+    } else {
+        out.insert("hex".into(), Value::from(hex::encode(headers.concat())));
+        out.insert("count".into(), Value::from(n));
+        out.insert("max".into(), Value::from(MAX_HEADERS));
+    }
+    if let Some(p) = proof {
+        out.insert("branch".into(), branch_json(&p.branch));
+        out.insert("root".into(), display(&p.root));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Bitcoin Core's tracked confirmation targets (§4.4).
+fn bucket_target(n: u64) -> u64 {
+    match n {
+        0..=1 => 1,
+        2..=12 | 25 => n,
+        13..=48 => n & !1,
+        49..=1008 => n / 24 * 24,
+        _ => 1008,
+    }
+}
+
+async fn estimatefee(shared: &Shared, session: &Session, args: &Args) -> Result<Value, RpcError> {
+    let number = nni(args.req(0))?;
+    let mode = match args.get(1) {
+        Some(Value::String(s)) => {
+            let upper = s.to_uppercase();
+            if upper != "CONSERVATIVE" && upper != "ECONOMICAL" {
+                return Err(RpcError::bad_request(format!(
+                    "unknown estimatefee mode: {upper}"
+                )));
+            }
+            Some(upper)
+        }
+        _ => None,
+    };
+    session.add_cost(shared, 0.1);
+    let target = if shared.coin.params().rpc.bucket_fee_targets {
+        bucket_target(number)
+    } else {
+        number
+    };
+    let tip_hash = shared.query.tip().hash;
+    let key = (target, mode.clone());
+    if let Some((hash, value)) = shared.caches.estimatefee.lock().get(&key) {
+        if *hash == tip_hash {
+            return Ok(value.clone());
+        }
+    }
+    session.add_cost(shared, 2.0);
+    let blocks = u32::try_from(target).unwrap_or(u32::MAX);
+    let estimate = shared
+        .daemon
+        .estimate_fee(blocks, mode.as_deref())
+        .await
+        .map_err(|e| daemon_error(&e))?;
+    let value = match estimate {
+        FeeEstimate::Rate(r) => Value::from(r),
+        FeeEstimate::Unknown => Value::from(-1),
+        FeeEstimate::Unavailable => shared
+            .coin
+            .rpc()
+            .estimate_fee
+            .map_or(Value::from(-1), Value::from),
+    };
+    shared
+        .caches
+        .estimatefee
+        .lock()
+        .insert(key, (tip_hash, value.clone()));
+    Ok(value)
+}
+
+async fn broadcast(shared: &Shared, session: &Session, args: &Args) -> Result<Value, RpcError> {
+    let raw = args.req(0);
+    params::hex_blob(raw)?;
+    let raw_hex = raw.as_str().unwrap_or_default();
+    session.add_cost(shared, 0.25 + raw_hex.len() as f64 / 5000.0);
+    match shared.daemon.send_raw_transaction(raw_hex).await {
+        Ok(txid) => {
+            let client = session.state.lock().client_name.clone();
+            let outdated = dotted_version(&client).is_some_and(|v| v < vec![3, 3, 3]);
+            if outdated && shared.coin.params().client_warning {
+                return Ok(Value::from(OUTDATED_CLIENT_WARNING));
+            }
+            Ok(display(&txid))
+        }
+        Err(DaemonError::Rpc { message, .. }) => Err(RpcError::bad_request(format!(
+            "the transaction was rejected by network rules.\n\n{message}\n[{raw_hex}]"
+        ))),
+        Err(e) => Err(daemon_error(&e)),
+    }
+}
+
+/// Returned instead of the txid to Electrum clients older than 3.3.3, which have a known
+/// phishing weakness.
+const OUTDATED_CLIENT_WARNING: &str = "<br/><br/>Your transaction was broadcast, but this \
+     Electrum version is outdated and vulnerable to phishing attacks. Please upgrade to Electrum \
+     3.3.3 or later from the official site.<br/><br/>";
+
+fn package_summary(result: &Value) -> Value {
+    let success = result.get("package_msg").and_then(Value::as_str) == Some("success");
+    let mut out = Map::new();
+    out.insert("success".into(), Value::Bool(success));
+    // Bitcoin Core keys tx-results by wtxid; a list is accepted too.
+    let results: Vec<&Value> = match result.get("tx-results") {
+        Some(Value::Object(map)) => map.values().collect(),
+        Some(Value::Array(list)) => list.iter().collect(),
+        _ => Vec::new(),
+    };
+    let errors: Vec<Value> = Some(results)
+        .map(|results| {
+            results
+                .into_iter()
+                .filter_map(|r| {
+                    let error = r.get("error").and_then(Value::as_str)?;
+                    (!error.is_empty()).then(|| {
+                        json!({"txid": r.get("txid").cloned().unwrap_or(Value::Null),
+                               "error": error})
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !errors.is_empty() {
+        out.insert("errors".into(), Value::Array(errors));
+    }
+    Value::Object(out)
+}
+
+fn testmempoolaccept_summary(result: &Value) -> Value {
+    let items = result.as_array().cloned().unwrap_or_default();
+    Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                let mut out = Map::new();
+                out.insert(
+                    "txid".into(),
+                    item.get("txid").cloned().unwrap_or(Value::Null),
+                );
+                out.insert(
+                    "wtxid".into(),
+                    item.get("wtxid").cloned().unwrap_or(Value::Null),
+                );
+                if let Some(allowed) = item.get("allowed").and_then(Value::as_bool) {
+                    out.insert("allowed".into(), Value::Bool(allowed));
+                }
+                let reason = ["package-error", "reject-details", "reject-reason"]
+                    .iter()
+                    .filter_map(|k| item.get(*k).and_then(Value::as_str))
+                    .find(|s| !s.is_empty());
+                if let Some(r) = reason {
+                    out.insert("reason".into(), Value::from(r));
+                }
+                Value::Object(out)
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fee_targets_are_bucketed_like_bitcoin_core() {
+        for (n, t) in [
+            (0, 1),
+            (1, 1),
+            (2, 2),
+            (12, 12),
+            (13, 12),
+            (25, 25),
+            (27, 26),
+            (48, 48),
+            (49, 48),
+            (50, 48),
+            (100, 96),
+            (1008, 1008),
+            (5000, 1008),
+        ] {
+            assert_eq!(bucket_target(n), t, "{n}");
+        }
+    }
+
+    #[test]
+    fn method_tables_follow_the_versions() {
+        let v = |s: &str| ProtocolVersion::parse(&Value::from(s));
+        assert!(signature("blockchain.relayfee", &v("1.5")).is_some());
+        assert!(signature("blockchain.relayfee", &v("1.6")).is_none());
+        assert!(signature("blockchain.scripthash.unsubscribe", &v("1.4.1")).is_none());
+        assert!(signature("blockchain.scripthash.unsubscribe", &v("1.4.2")).is_some());
+        assert!(signature("blockchain.scripthash.get_history", &v("1.7")).is_none());
+        assert!(signature("blockchain.scriptpubkey.get_history", &v("1.7")).is_some());
+        assert!(signature("blockchain.scriptpubkey.get_history", &v("1.6")).is_none());
+        assert!(signature("mempool.get_info", &v("1.6")).is_some());
+        assert!(signature("mempool.recent", &v("1.6")).is_none());
+        assert!(signature("blockchain.transaction.broadcast_package", &v("1.5")).is_none());
+        assert!(signature("blockchain.outpoint.subscribe", &v("1.7.0")).is_some());
+        assert!(signature("blockchain.address.get_history", &v("1.7")).is_none());
+    }
+
+    #[test]
+    fn package_and_testmempoolaccept_summaries() {
+        let r = json!({"package_msg": "transaction failed", "tx-results": {
+            "w1": {"txid": "t1", "error": "insufficient fee"}, "w2": {"txid": "t2"}}});
+        assert_eq!(
+            package_summary(&r),
+            json!({"success": false, "errors": [{"txid": "t1", "error": "insufficient fee"}]})
+        );
+        assert_eq!(
+            package_summary(&json!({"package_msg": "success"})),
+            json!({"success": true})
+        );
+        let t = json!([{"txid": "a", "wtxid": "b", "allowed": false, "reject-reason": "missing-inputs",
+                        "reject-details": ""}]);
+        assert_eq!(
+            testmempoolaccept_summary(&t).to_string(),
+            r#"[{"txid":"a","wtxid":"b","allowed":false,"reason":"missing-inputs"}]"#
+        );
+    }
+
+    #[test]
+    fn outpoint_status_shapes() {
+        assert_eq!(outpoint_status_json(&OutpointStatus::default()), json!({}));
+        let s = OutpointStatus {
+            funder_height: Some(5),
+            spender: Some(([1; 32], -1)),
+        };
+        assert_eq!(
+            outpoint_status_json(&s).to_string(),
+            format!(
+                r#"{{"funder_height":5,"spender_txhash":"{}","spender_height":-1}}"#,
+                "01".repeat(32)
+            )
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! The Electrum protocol server (PROTOCOL.md §1–§6): listeners for TCP, TLS, WebSocket and
+//! secure WebSocket; newline-delimited (or one-per-frame) JSON-RPC with batches; version
+//! negotiation 1.4–1.7 choosing the method table; every method of §4 over
+//! [`ChainQuery`] and [`DaemonApi`]; subscriptions with notifications fanned out from the
+//! index's [`crate::query::ChainEvent`]s; ElectrumX's cost accounting and limits.
+//!
+//! One session implementation serves every transport: a transport only turns bytes into
+//! frames and back ([`transport`]). The server never reads the store or the node except
+//! through the two traits, and never names a concrete coin.
+
+mod cost;
+mod json;
+mod methods;
+mod notify;
+mod params;
+mod peers;
+mod session;
+mod tls;
+mod transport;
+mod version;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, Limits, PeerDiscovery, Service, ServiceKind};
+use crate::daemon::DaemonApi;
+use crate::query::ChainQuery;
+
+pub use json::{python_float, RpcError};
+pub use peers::{PeerEntry, PeerList};
+pub use tls::TlsError;
+pub use version::ProtocolVersion;
+
+/// Why the server could not start or reload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A listener could not bind.
+    #[error("cannot listen on {service} ({addr}): {source}")]
+    Bind {
+        /// the service as configured
+        service: String,
+        /// the address tried
+        addr: String,
+        /// why
+        source: std::io::Error,
+    },
+    /// The certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// The server's settings, derived from [`Config`] or built directly by tests.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// listeners (`rpc` entries are the admin layer's and are skipped here)
+    pub services: Vec<Service>,
+    /// services advertised in `server.features` and `server.peers.subscribe`
+    pub report_services: Vec<Service>,
+    /// session limits and the cost model
+    pub limits: Limits,
+    /// PEM certificate chain for ssl/wss
+    pub ssl_certfile: Option<PathBuf>,
+    /// PEM private key for ssl/wss
+    pub ssl_keyfile: Option<PathBuf>,
+    /// reload the certificate on SIGHUP (Unix)
+    pub reload_tls_on_sighup: bool,
+    /// poll the certificate files for changes this often (`None`: never)
+    pub tls_watch_interval: Option<Duration>,
+    /// file whose text `server.banner` returns
+    pub banner_file: Option<PathBuf>,
+    /// `server.donation_address`
+    pub donation_address: String,
+    /// first element of the `server.version` result and `server_version` of features
+    pub server_version: String,
+    /// peer discovery mode (`server.add_peer` accepts only when `On`)
+    pub peer_discovery: PeerDiscovery,
+    /// configured peers, ElectrumX "real names" (`host v1.7 s50002 t50001`)
+    pub peers: Vec<String>,
+    /// a session whose socket accepts nothing for this long is aborted
+    pub slow_reader_timeout: Duration,
+    /// most bytes queued for one session before it is disconnected as a slow reader
+    pub max_queued_bytes: usize,
+    /// a notification round for one session must finish within this
+    pub notification_timeout: Duration,
+    /// expected interval of mempool-only rounds, for the 1.7 cover traffic probability
+    pub mempool_refresh: Duration,
+    /// send 1.7 cover pings (§5.5)
+    pub cover_traffic: bool,
+    /// pad TCP and TLS output into power-of-two chunks, delaying small replies up to 1 s
+    /// (§1.3)
+    pub pad_tcp: bool,
+    /// largest incoming WebSocket message
+    pub ws_max_message: usize,
+    /// how long a TLS or WebSocket handshake may take
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    /// ElectrumX's defaults, listening nowhere; tests add `tcp://127.0.0.1:0` services.
+    fn default() -> Self {
+        ServerConfig {
+            services: Vec::new(),
+            report_services: Vec::new(),
+            limits: Limits {
+                max_sessions: 1000,
+                max_send: 8_100_000,
+                max_recv: 1_000_000,
+                max_subs: 250_000,
+                max_session_subs: 50_000,
+                session_timeout_secs: 600,
+                request_timeout_secs: 30,
+                cost_soft_limit: 1000.0,
+                cost_hard_limit: 10_000.0,
+                request_sleep_ms: 2500,
+                initial_concurrent: 10,
+                bandwidth_unit_cost: 5000.0,
+            },
+            ssl_certfile: None,
+            ssl_keyfile: None,
+            reload_tls_on_sighup: false,
+            tls_watch_interval: None,
+            banner_file: None,
+            donation_address: String::new(),
+            server_version: format!("anode {}", env!("CARGO_PKG_VERSION")),
+            peer_discovery: PeerDiscovery::On,
+            peers: Vec::new(),
+            slow_reader_timeout: Duration::from_secs(20),
+            max_queued_bytes: 32 * 1024 * 1024,
+            notification_timeout: Duration::from_secs(30),
+            mempool_refresh: Duration::from_secs(5),
+            cover_traffic: true,
+            pad_tcp: false,
+            ws_max_message: 1 << 20,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The server's part of the operator's configuration.
+    pub fn from_config(config: &Config) -> Self {
+        let mut limits = config.limits.clone();
+        // ElectrumX raises small send limits rather than refusing them.
+        limits.max_send = limits.max_send.max(350_000);
+        ServerConfig {
+            services: config.services.clone(),
+            report_services: config.report_services.clone(),
+            max_queued_bytes: (limits.max_send * 4).max(32 * 1024 * 1024),
+            limits,
+            ssl_certfile: config.ssl_certfile.clone(),
+            ssl_keyfile: config.ssl_keyfile.clone(),
+            reload_tls_on_sighup: true,
+            // ElectrumX pads every TCP/TLS connection; so do we, for parity.
+            pad_tcp: true,
+            tls_watch_interval: Some(Duration::from_secs(60)),
+            banner_file: config.banner_file.clone(),
+            donation_address: config.donation_address.clone(),
+            peer_discovery: config.peer_discovery,
+            mempool_refresh: Duration::from_millis(config.poll_interval_mempool_ms.max(1)),
+            ..ServerConfig::default()
+        }
+    }
+
+    /// The confirmed-history cap of §6.2: `floor((MAX_SEND - 100) / 99)`.
+    pub fn history_limit(&self) -> usize {
+        self.limits.max_send.saturating_sub(100) / 99
+    }
+}
+
+/// One client session as the admin layer sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    /// session id
+    pub id: u64,
+    /// the client's address
+    pub peer: SocketAddr,
+    /// the listener kind
+    pub kind: ServiceKind,
+    /// client name from `server.version` (first 100 characters)
+    pub client_name: String,
+    /// negotiated version, `None` before `server.version`
+    pub protocol_version: Option<String>,
+    /// script and outpoint subscriptions (headers count as one)
+    pub subscriptions: usize,
+    /// current decayed cost
+    pub cost: f64,
+    /// bytes received
+    pub bytes_in: u64,
+    /// bytes sent
+    pub bytes_out: u64,
+    /// requests received
+    pub requests: u64,
+    /// errors counted (§6.5)
+    pub errors: u64,
+}
+
+/// State shared by listeners, sessions and the notifier.
+pub(crate) struct Shared {
+    pub config: Arc<ServerConfig>,
+    pub query: Arc<dyn ChainQuery>,
+    pub daemon: Arc<dyn DaemonApi>,
+    pub coin: Arc<dyn anode_coins::Coin>,
+    pub registry: notify::Registry,
+    pub groups: cost::Groups,
+    pub peers: PeerList,
+    pub caches: methods::Caches,
+    pub tls: Option<tls::TlsState>,
+    pub next_id: AtomicU64,
+    pub session_count: watch::Sender<usize>,
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// The Electrum server.
+pub struct Server;
+
+impl Server {
+    /// Binds every configured service and starts serving. Returns once all listeners are
+    /// bound, so [`ServerHandle::local_addrs`] is final.
+    pub async fn start(
+        config: Arc<ServerConfig>,
+        query: Arc<dyn ChainQuery>,
+        daemon: Arc<dyn DaemonApi>,
+        coin: Arc<dyn anode_coins::Coin>,
+    ) -> Result<ServerHandle, ServerError> {
+        let needs_tls = config.services.iter().any(|s| s.kind.is_tls());
+        let tls = if needs_tls {
+            Some(tls::TlsState::load(
+                config.ssl_certfile.clone(),
+                config.ssl_keyfile.clone(),
+            )?)
+        } else {
+            None
+        };
+        let peers = PeerList::new(&config.peers);
+        let shared = Arc::new(Shared {
+            registry: notify::Registry::default(),
+            groups: cost::Groups::default(),
+            peers,
+            caches: methods::Caches::default(),
+            tls,
+            next_id: AtomicU64::new(1),
+            session_count: watch::channel(0).0,
+            shutdown: watch::channel(false).0,
+            config: Arc::clone(&config),
+            query,
+            daemon,
+            coin,
+        });
+        let mut tasks = JoinSet::new();
+        let mut addrs = Vec::new();
+        for service in &config.services {
+            if service.kind == ServiceKind::Rpc {
+                continue;
+            }
+            let bind = service.bind_addr();
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    service: service.to_string(),
+                    addr: bind.clone(),
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| ServerError::Bind {
+                service: service.to_string(),
+                addr: bind.clone(),
+                source,
+            })?;
+            tracing::info!(service = %service, addr = %local, "listening");
+            addrs.push((service.kind, local));
+            tasks.spawn(transport::accept_loop(
+                Arc::clone(&shared),
+                listener,
+                service.kind,
+            ));
+        }
+        tasks.spawn(notify::run_notifier(Arc::clone(&shared)));
+        if shared.tls.is_some() {
+            tasks.spawn(tls::watch(Arc::clone(&shared)));
+        }
+        Ok(ServerHandle {
+            shared,
+            addrs,
+            tasks,
+        })
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    addrs: Vec<(ServiceKind, SocketAddr)>,
+    tasks: JoinSet<()>,
+}
+
+impl ServerHandle {
+    /// The bound address of every listener, in configuration order.
+    pub fn local_addrs(&self) -> &[(ServiceKind, SocketAddr)] {
+        &self.addrs
+    }
+
+    /// The bound address of the first listener of `kind`.
+    pub fn local_addr(&self, kind: ServiceKind) -> Option<SocketAddr> {
+        self.addrs.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a)
+    }
+
+    /// Every open session.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut list: Vec<SessionInfo> = self
+            .shared
+            .registry
+            .sessions()
+            .iter()
+            .map(|s| s.info(&self.shared))
+            .collect();
+        list.sort_by_key(|s| s.id);
+        list
+    }
+
+    /// Closes session `id`; false if there is none.
+    pub fn disconnect(&self, id: u64) -> bool {
+        match self.shared.registry.session(id) {
+            Some(s) => {
+                s.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Re-reads the certificate and key; new TLS connections use them, open ones keep theirs.
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        match &self.shared.tls {
+            Some(tls) => Ok(tls.reload()?),
+            None => Ok(()),
+        }
+    }
+
+    /// The peer list (`server.peers.subscribe`), for the admin layer.
+    pub fn peers(&self) -> &PeerList {
+        &self.shared.peers
+    }
+
+    /// Counts of sessions per listener kind, for metrics.
+    pub fn session_counts(&self) -> HashMap<ServiceKind, usize> {
+        let mut counts = HashMap::new();
+        for s in self.shared.registry.sessions() {
+            *counts.entry(s.kind).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Stops accepting, closes every session and waits (up to 5 s) for them to finish.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.send_replace(true);
+        for s in self.shared.registry.sessions() {
+            s.abort();
+        }
+        let mut count = self.shared.session_count.subscribe();
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while *count.borrow_and_update() > 0 {
+                if count.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("sessions still open after 5 s at shutdown");
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,953 @@
+//! The protocol over a real socket: framing, errors, version negotiation, batches and every
+//! method against the reference query (PROTOCOL.md §1–§4).
+
+#[path = "server_common.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anode::query::reference::{merkle_branch, merkle_root};
+use anode::query::{ChainQuery, ScriptHash};
+use common::*;
+use serde_json::{json, Value};
+
+/// Scripts of confirmed outputs with how many blocks' transactions pay them, most first.
+fn popular_scripts(h: &Harness) -> Vec<(Vec<u8>, usize)> {
+    let mut counts: HashMap<Vec<u8>, usize> = HashMap::new();
+    h.sim.with_chain(|c| {
+        for height in 1..=c.height() {
+            for txid in &c.block(height).unwrap().txids {
+                for o in &c.tx(txid).unwrap().outputs {
+                    if !c.coin().is_unspendable(&o.script, height) {
+                        *counts.entry(o.script.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    });
+    let mut v: Vec<_> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn sh(script: &[u8]) -> ScriptHash {
+    ScriptHash::from_display_hex(&scripthash_of(script)).unwrap()
+}
+
+#[tokio::test]
+async fn the_first_message_must_be_server_version() {
+    let h = start(3).await;
+    let mut c = h.client().await;
+    c.send(r#"{"jsonrpc":"2.0","id":1,"method":"server.features"}"#)
+        .await;
+    assert_eq!(
+        c.recv_line().await,
+        "{\"jsonrpc\":\"2.0\",\"method\":\"blockchain.relayfee\"}\n"
+    );
+    assert_eq!(
+        c.recv_line().await,
+        "{\"jsonrpc\":\"2.0\",\"method\":\"blockchain.estimatefee\"}\n"
+    );
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":1,"message":"use server.version to identify client"},"id":1})
+    );
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+
+    // A notification before server.version closes too, with only the bogus pair.
+    let mut c = h.client().await;
+    c.send(r#"{"jsonrpc":"2.0","method":"server.ping"}"#).await;
+    assert_eq!(c.recv().await["method"], "blockchain.relayfee");
+    assert_eq!(c.recv().await["method"], "blockchain.estimatefee");
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+}
+
+#[tokio::test]
+async fn version_negotiation_over_the_wire() {
+    let h = start(3).await;
+    let mut c = h.client().await;
+    let r = c
+        .result("server.version", json!(["x", ["1.4", "1.8"]]))
+        .await;
+    assert_eq!(r[1], "1.7.0");
+    assert!(r[0].as_str().unwrap().starts_with("anode "));
+    let (code, msg) = c.error("server.version", json!(["x", "1.4"])).await;
+    assert_eq!((code, msg.as_str()), (1, "server.version already sent"));
+    // Still open.
+    assert_eq!(
+        c.result("server.ping", json!([])).await,
+        json!({"data": ""})
+    );
+
+    for (asked, text) in [
+        (json!("1.8"), "unsupported protocol version: 1.8"),
+        (
+            json!(["1.7.1", "1.8"]),
+            "unsupported protocol version: ['1.7.1', '1.8']",
+        ),
+        (json!(1.4), "unsupported protocol version: 1.4"),
+    ] {
+        let mut c = h.client().await;
+        let (code, msg) = c.error("server.version", json!(["x", asked])).await;
+        assert_eq!((code, msg.as_str()), (1, text));
+        assert!(c.closed_within(Duration::from_secs(3)).await);
+    }
+    for (asked, got) in [
+        (Value::Null, "1.4"),
+        (json!("1.4.2"), "1.4.2"),
+        (json!("1.5"), "1.5"),
+        (json!("1.6"), "1.6"),
+        (json!(["1.4", "1.7"]), "1.7"),
+    ] {
+        let mut c = h.client().await;
+        let r = c.result("server.version", json!(["x", asked])).await;
+        assert_eq!(r[1], got);
+    }
+    // Named parameters and extra arguments are fine.
+    let mut c = h.client().await;
+    let r = c
+        .result(
+            "server.version",
+            json!({"client_name": "n", "protocol_version": "1.6", "other": 1}),
+        )
+        .await;
+    assert_eq!(r[1], "1.6");
+    let mut c = h.client().await;
+    let r = c
+        .result("server.version", json!(["n", "1.5", "extra", 3]))
+        .await;
+    assert_eq!(r[1], "1.5");
+}
+
+#[tokio::test]
+async fn pipelined_requests_after_version_use_the_new_table() {
+    let h = start(3).await;
+    let mut c = h.client().await;
+    c.send_raw(
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.version\",\"params\":[\"x\",\"1.7\"]}\n\
+          {\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mempool.recent\"}\n",
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let v = c.recv().await;
+        assert!(v.get("error").is_none(), "{v}");
+        ids.push(v["id"].as_u64().unwrap());
+    }
+    ids.sort();
+    assert_eq!(ids, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn envelope_errors_have_the_exact_codes_and_texts() {
+    // Every error costs 100 (bad JSON 1100 more): keep this session clear of throttling.
+    let mut config = test_config();
+    config.limits.cost_soft_limit = 1e9;
+    config.limits.cost_hard_limit = 2e9;
+    let h = start_with(chain(3, 7), config).await;
+    let mut c = h.client_v("1.7").await;
+    c.send("nonsense{").await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":-32700,"message":"invalid JSON"},"id":null})
+    );
+    c.send_raw(b"\xff\xfe{}\n").await;
+    assert_eq!(
+        c.recv().await["error"],
+        json!({"code":-32700,"message":"messages must be encoded in UTF-8"})
+    );
+    c.send("5").await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"request object must be a dictionary"},"id":null})
+    );
+    c.send(r#"{"id":7,"method":"server.ping"}"#).await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"\"jsonrpc\" is not \"2.0\""},"id":7})
+    );
+    c.send(r#"{"jsonrpc":"2.0","id":[1],"method":"server.ping"}"#)
+        .await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"invalid \"id\": [1]"},"id":null})
+    );
+    c.send(r#"{"jsonrpc":"2.0","id":8,"method":5}"#).await;
+    assert_eq!(
+        c.recv().await["error"],
+        json!({"code":-32601,"message":"method must be a string"})
+    );
+    c.send(r#"{"jsonrpc":"2.0","id":9,"method":"server.ping","params":5}"#)
+        .await;
+    assert_eq!(
+        c.recv().await["error"],
+        json!({"code":-32602,"message":"invalid request arguments: 5"})
+    );
+    // A request with a null id is a notification: no reply. A response-shaped message: none.
+    c.send(r#"{"jsonrpc":"2.0","id":null,"method":"server.banner"}"#)
+        .await;
+    c.send(r#"{"jsonrpc":"2.0","id":3,"result":1}"#).await;
+    c.send(r#"{"jsonrpc":"2.0","method":"server.ping","params":[]}"#)
+        .await;
+    c.assert_quiet(Duration::from_millis(300)).await;
+    let (code, msg) = c.error("blockchain.relayfee", json!([])).await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (-32601, "unknown method \"blockchain.relayfee\"")
+    );
+    let (code, msg) = c.error("no.such", json!([])).await;
+    assert_eq!((code, msg.as_str()), (-32601, "unknown method \"no.such\""));
+    let (code, msg) = c.error("blockchain.block.header", json!([])).await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            -32602,
+            "0 arguments passed to method \"blockchain.block.header\" but it requires 1"
+        )
+    );
+    let (code, msg) = c
+        .error("blockchain.block.header", json!([1, 2, 3, 4]))
+        .await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            -32602,
+            "4 arguments passed to method blockchain.block.header taking at most 2"
+        )
+    );
+    let (_, msg) = c
+        .error("blockchain.block.header", json!({"heigth": 1}))
+        .await;
+    assert_eq!(
+        msg,
+        "method \"blockchain.block.header\" does not take parameter \"heigth\""
+    );
+    let (code, msg) = c.error("blockchain.block.header", json!(["-1"])).await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (1, "-1 should be a non-negative integer")
+    );
+    let (code, msg) = c
+        .error("blockchain.outpoint.subscribe", json!([hx(&[1; 32]), 0]))
+        .await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            -32602,
+            "2 arguments passed to method \"blockchain.outpoint.subscribe\" but it requires 3"
+        )
+    );
+    let (_, msg) = c
+        .error(
+            "blockchain.outpoint.subscribe",
+            json!([hx(&[1; 32]), 0, null]),
+        )
+        .await;
+    assert_eq!(msg, "None should be a hex string");
+    let (_, msg) = c.error("blockchain.transaction.get", json!(["zz"])).await;
+    assert_eq!(msg, "zz should be a transaction hash");
+    let (_, msg) = c
+        .error("blockchain.transaction.get", json!([hx(&[1; 32]), "yes"]))
+        .await;
+    assert_eq!(msg, "\"verbose\" must be a boolean");
+    let (_, msg) = c
+        .error("blockchain.scriptpubkey.get_balance", json!(["abc"]))
+        .await;
+    assert_eq!(msg, "abc should be a hex string");
+    let (_, msg) = c
+        .error("blockchain.transaction.broadcast", json!(["0g"]))
+        .await;
+    assert_eq!(msg, "0g should be a hex string");
+    let (_, msg) = c
+        .error("blockchain.transaction.testmempoolaccept", json!(["00"]))
+        .await;
+    assert_eq!(msg, "00 should be a list");
+    // Integers given as strings work, as wallets rely on it.
+    let header = c.result("blockchain.block.header", json!(["1"])).await;
+    assert_eq!(header.as_str().unwrap().len(), 160);
+}
+
+#[tokio::test]
+async fn script_hash_validation_before_1_7() {
+    let h = start(3).await;
+    let mut c = h.client_v("1.6").await;
+    let (code, msg) = c
+        .error("blockchain.scripthash.get_balance", json!(["abcd"]))
+        .await;
+    assert_eq!((code, msg.as_str()), (1, "abcd is not a valid script hash"));
+    let (_, msg) = c
+        .error("blockchain.scripthash.get_balance", json!([12]))
+        .await;
+    assert_eq!(msg, "12 is not a valid script hash");
+    // Upper case and whitespace between byte pairs are accepted.
+    let upper = "8B01DF4E368EA28F8DC0423BCF7A4923E3A12D307C875E47A0CFBF90B5C39161";
+    let b = c
+        .result("blockchain.scripthash.get_balance", json!([upper]))
+        .await;
+    assert_eq!(b, json!({"confirmed": 0, "unconfirmed": 0}));
+}
+
+#[tokio::test]
+async fn batches() {
+    let h = start(3).await;
+    let mut c = h.client_v("1.6").await;
+    c.send("[]").await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"batch is empty"},"id":null})
+    );
+    c.send(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"server.ping"},5,{"jsonrpc":"2.0","id":2,"method":"server.donation_address"},{"jsonrpc":"2.0","method":"server.ping"},{"jsonrpc":"2.0","id":3,"method":"nope"}]"#,
+    )
+    .await;
+    let reply = c.recv().await;
+    let items = reply.as_array().expect("one array");
+    assert_eq!(items.len(), 4, "{reply}");
+    // Pre-validated errors come first.
+    assert_eq!(
+        items[0],
+        json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"request object must be a dictionary"},"id":null})
+    );
+    let by_id: HashMap<u64, &Value> = items[1..]
+        .iter()
+        .map(|v| (v["id"].as_u64().unwrap(), v))
+        .collect();
+    assert_eq!(by_id[&1]["result"], Value::Null);
+    assert_eq!(by_id[&2]["result"], "");
+    assert_eq!(by_id[&3]["error"]["code"], -32601);
+    // Only notifications: no reply. Only responses: dropped.
+    c.send(r#"[{"jsonrpc":"2.0","method":"server.ping"}]"#)
+        .await;
+    c.send(r#"[{"jsonrpc":"2.0","id":1,"result":5}]"#).await;
+    c.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn size_limits() {
+    let sim = chain(3, 7);
+    let mut config = test_config();
+    config.limits.max_recv = 1000;
+    config.limits.max_send = 350_000;
+    let h = start_with(sim, config).await;
+    let mut c = h.client_v("1.7").await;
+    // An oversized line is dropped without an answer; the next line is served.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"server.ping","params":[0,"{}"]}}"#,
+        "0".repeat(2000)
+    );
+    c.send(&big).await;
+    assert_eq!(
+        c.result("server.ping", json!([3])).await,
+        json!({"data": "000"})
+    );
+    let (code, msg) = c.error("server.ping", json!([349_990])).await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (-32600, "response too large (over 350,000 bytes")
+    );
+    let (code, msg) = c.error("server.ping", json!([400_000])).await;
+    assert_eq!((code, msg.as_str()), (1, "pong_len value too high"));
+    let (_, msg) = c.error("server.ping", json!([0, "zz"])).await;
+    assert_eq!(msg, "zz should be a hex string");
+    assert_eq!(
+        c.result("server.ping", json!([5, "abc"])).await,
+        json!({"data": "00000"})
+    );
+}
+
+#[tokio::test]
+async fn headers_and_checkpoints() {
+    let h = start(20).await;
+    let tip = h.query.tip();
+    let hashes: Vec<[u8; 32]> = h
+        .sim
+        .with_chain(|c| (0..=c.height()).map(|i| c.block(i).unwrap().hash).collect());
+    let header = |i: u32| {
+        h.sim
+            .with_chain(|c| hex::encode(&c.block(i).unwrap().header))
+    };
+    let mut c = h.client_v("1.4").await;
+    assert_eq!(
+        c.result("blockchain.block.header", json!([5])).await,
+        header(5)
+    );
+    let proof = c.result("blockchain.block.header", json!([5, 8])).await;
+    assert_eq!(proof["header"], header(5));
+    let branch: Vec<String> = merkle_branch(&hashes[..=8], 5).iter().map(hx).collect();
+    assert_eq!(proof["branch"], json!(branch));
+    assert_eq!(proof["root"], hx(&merkle_root(&hashes[..=8])));
+    assert_eq!(
+        proof.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["header", "branch", "root"]
+    );
+    let (code, msg) = c.error("blockchain.block.header", json!([21])).await;
+    assert_eq!((code, msg.as_str()), (1, "height 21 out of range"));
+    let (_, msg) = c.error("blockchain.block.header", json!([9, 8])).await;
+    assert_eq!(
+        msg,
+        "require header height 9 <= cp_height 8 <= chain height 20"
+    );
+    let (_, msg) = c.error("blockchain.block.header", json!([5, 1000])).await;
+    assert_eq!(
+        msg,
+        "require header height 5 <= cp_height 1,000 <= chain height 20"
+    );
+
+    let r = c.result("blockchain.block.headers", json!([0, 3])).await;
+    assert_eq!(
+        r,
+        json!({"hex": format!("{}{}{}", header(0), header(1), header(2)), "count": 3, "max": 2016})
+    );
+    let r = c
+        .result("blockchain.block.headers", json!([18, 100, 20]))
+        .await;
+    assert_eq!(r["count"], 3);
+    assert_eq!(r["root"], hx(&merkle_root(&hashes)));
+    let branch: Vec<String> = merkle_branch(&hashes, 20).iter().map(hx).collect();
+    assert_eq!(r["branch"], json!(branch));
+    let r = c
+        .result("blockchain.block.headers", json!([50, 10, 5]))
+        .await;
+    assert_eq!(r, json!({"hex": "", "count": 0, "max": 2016}));
+    let (_, msg) = c.error("blockchain.block.headers", json!([0, 10, 5])).await;
+    assert_eq!(
+        msg,
+        "require header height 9 <= cp_height 5 <= chain height 20"
+    );
+
+    let mut c16 = h.client_v("1.6").await;
+    let r = c16.result("blockchain.block.headers", json!([1, 2])).await;
+    assert_eq!(
+        r,
+        json!({"count": 2, "max": 2016, "headers": [header(1), header(2)]})
+    );
+    let sub = c16.result("blockchain.headers.subscribe", json!([])).await;
+    assert_eq!(
+        sub,
+        json!({"hex": hex::encode(&tip.header), "height": tip.height})
+    );
+}
+
+#[tokio::test]
+async fn script_methods_match_the_reference() {
+    let h = start(40).await;
+    h.sim
+        .with_chain_mut(|c| c.add_mempool_txs(6))
+        .expect("mempool");
+    h.query.refresh();
+    let (script, _) = popular_scripts(&h)[0].clone();
+    let shash = sh(&script);
+    let display = scripthash_of(&script);
+    let history = h.query.history(&shash, 1_000_000).await.unwrap();
+    assert!(history.confirmed.len() > 1);
+    let expect_history: Vec<Value> = history
+        .entries()
+        .map(|e| match e.fee {
+            Some(fee) if e.height <= 0 => {
+                json!({"tx_hash": hx(&e.txid), "height": e.height, "fee": fee})
+            }
+            _ => json!({"tx_hash": hx(&e.txid), "height": e.height}),
+        })
+        .collect();
+    let balance = h.query.balance(&shash).await.unwrap();
+    let utxos: Vec<Value> = h
+        .query
+        .unspent(&shash, 1_000_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| json!({"tx_hash": hx(&u.txid), "tx_pos": u.vout, "height": u.height, "value": u.value}))
+        .collect();
+    let status = history.status_hash().map(hex::encode);
+
+    let mut c = h.client_v("1.4").await;
+    assert_eq!(
+        c.result("blockchain.scripthash.get_history", json!([display]))
+            .await,
+        json!(expect_history)
+    );
+    assert_eq!(
+        c.result("blockchain.scripthash.get_balance", json!([display]))
+            .await,
+        json!({"confirmed": balance.confirmed, "unconfirmed": balance.unconfirmed})
+    );
+    let listed = c
+        .result("blockchain.scripthash.listunspent", json!([display]))
+        .await;
+    assert_eq!(listed, json!(utxos));
+    // Member order is the protocol's, not alphabetical.
+    let raw = listed.to_string();
+    if let Some(first) = listed.as_array().unwrap().first() {
+        assert!(raw.starts_with("[{\"tx_hash\""), "{raw} {first}");
+    }
+    let mempool: Vec<Value> = expect_history
+        .iter()
+        .filter(|e| e["height"].as_i64().unwrap() <= 0)
+        .cloned()
+        .collect();
+    assert_eq!(
+        c.result("blockchain.scripthash.get_mempool", json!([display]))
+            .await,
+        json!(mempool)
+    );
+    assert_eq!(
+        c.result("blockchain.scripthash.subscribe", json!([display]))
+            .await,
+        json!(status)
+    );
+    // 1.4 has no unsubscribe.
+    let (code, _) = c
+        .error("blockchain.scripthash.unsubscribe", json!([display]))
+        .await;
+    assert_eq!(code, -32601);
+
+    let mut c17 = h.client_v("1.7").await;
+    let spk = hex::encode(&script);
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.get_history", json!([spk]))
+            .await,
+        json!({"history": expect_history})
+    );
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.get_mempool", json!({"spk": spk}))
+            .await,
+        json!({"history": mempool})
+    );
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.listunspent", json!([spk]))
+            .await,
+        json!({"utxos": utxos})
+    );
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.subscribe", json!([spk]))
+            .await,
+        json!(status)
+    );
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.unsubscribe", json!([spk]))
+            .await,
+        json!(true)
+    );
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.unsubscribe", json!([spk]))
+            .await,
+        json!(false)
+    );
+    // The empty script is legal.
+    assert_eq!(
+        c17.result("blockchain.scriptpubkey.get_balance", json!([""]))
+            .await,
+        json!({"confirmed": 0, "unconfirmed": 0})
+    );
+}
+
+#[tokio::test]
+async fn history_too_large_uses_code_10001() {
+    let sim = chain(60, 7);
+    let mut config = test_config();
+    // floor((1000 - 100) / 99) = 9 confirmed entries at most.
+    config.limits.max_send = 1000;
+    let h = start_with(sim, config).await;
+    let (script, _) = popular_scripts(&h)[0].clone();
+    let confirmed = h
+        .query
+        .history(&sh(&script), usize::MAX)
+        .await
+        .unwrap()
+        .confirmed
+        .len();
+    assert!(
+        confirmed >= 9,
+        "the test chain needs a popular script ({confirmed})"
+    );
+    let mut c = h.client_v("1.6").await;
+    let display = scripthash_of(&script);
+    let (code, msg) = c
+        .error("blockchain.scripthash.get_history", json!([display]))
+        .await;
+    assert_eq!((code, msg.as_str()), (10001, "history too large"));
+    let (code, _) = c
+        .error("blockchain.scripthash.subscribe", json!([display]))
+        .await;
+    assert_eq!(code, 10001);
+    // Nothing was recorded: unsubscribe says so.
+    assert_eq!(
+        c.result("blockchain.scripthash.unsubscribe", json!([display]))
+            .await,
+        json!(false)
+    );
+    // Balance is not subject to the limit.
+    assert!(c
+        .result("blockchain.scripthash.get_balance", json!([display]))
+        .await
+        .is_object());
+}
+
+#[tokio::test]
+async fn transaction_methods() {
+    let h = start(10).await;
+    let (height, txids) = h.sim.with_chain(|c| {
+        let b = c.block(7).unwrap();
+        (7u32, b.txids.clone())
+    });
+    let pos = txids.len() - 1;
+    let txid = txids[pos];
+    let raw = h.sim.with_chain(|c| hex::encode(&c.tx(&txid).unwrap().raw));
+    let branch: Vec<String> = merkle_branch(&txids, pos).iter().map(hx).collect();
+    let mut c = h.client_v("1.7").await;
+    assert_eq!(
+        c.result("blockchain.transaction.get", json!([hx(&txid)]))
+            .await,
+        raw
+    );
+    let verbose = c
+        .result("blockchain.transaction.get", json!([hx(&txid), true]))
+        .await;
+    assert_eq!(verbose["txid"], hx(&txid));
+    assert_eq!(
+        c.result(
+            "blockchain.transaction.get_merkle",
+            json!([hx(&txid), height])
+        )
+        .await,
+        json!({"block_height": height, "merkle": branch, "pos": pos})
+    );
+    assert_eq!(
+        c.result("blockchain.transaction.id_from_pos", json!([height, pos]))
+            .await,
+        json!(hx(&txid))
+    );
+    assert_eq!(
+        c.result(
+            "blockchain.transaction.id_from_pos",
+            json!({"height": height, "tx_pos": pos, "merkle": true})
+        )
+        .await,
+        json!({"tx_hash": hx(&txid), "merkle": branch})
+    );
+    let (code, msg) = c
+        .error("blockchain.transaction.get_merkle", json!([hx(&txid), 6]))
+        .await;
+    assert_eq!(
+        (code, msg.clone()),
+        (1, format!("tx {} not in block at height 6", hx(&txid)))
+    );
+    let (_, msg) = c
+        .error("blockchain.transaction.get_merkle", json!([hx(&txid), 11]))
+        .await;
+    assert_eq!(msg, "height 11 out of range");
+    let (_, msg) = c
+        .error("blockchain.transaction.id_from_pos", json!([7, 1000]))
+        .await;
+    assert_eq!(msg, "no tx at position 1,000 in block at height 7");
+    let (_, msg) = c
+        .error("blockchain.transaction.id_from_pos", json!([11, 0]))
+        .await;
+    assert_eq!(msg, "db error: DBError('block 11 not on disk (>10)')");
+    let (code, msg) = c
+        .error("blockchain.transaction.get", json!([hx(&[7; 32])]))
+        .await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        msg,
+        "daemon error: DaemonError({'code': -5, 'message': 'No such mempool or blockchain \
+         transaction. Use gettransaction for wallet transactions.'})"
+    );
+}
+
+/// A raw transaction spending the first confirmed unspent output worth spending, built
+/// with the coin's encoder: (raw hex, txid, the spent outpoint's txid, its height).
+fn spend_raw(h: &Harness) -> (String, [u8; 32], [u8; 32], u32) {
+    h.sim.with_chain(|c| {
+        for height in 1..=c.height() {
+            for funding in &c.block(height).unwrap().txids {
+                for (vout, o) in c.tx(funding).unwrap().outputs.iter().enumerate() {
+                    let input = anode_coins::OutPoint {
+                        txid: *funding,
+                        vout: vout as u32,
+                    };
+                    if vout != 0 || o.value < 20_000 || c.output_spender(&input) != Some(None) {
+                        continue;
+                    }
+                    let out = anode_coins::TxOut {
+                        value: o.value - 10_000,
+                        script: vec![0x51],
+                    };
+                    let tx = c.coin().encoder().unwrap().spend(&[input], &[out]).unwrap();
+                    return (hex::encode(&tx.raw), tx.txid, *funding, height);
+                }
+            }
+        }
+        panic!("nothing to spend");
+    })
+}
+
+#[tokio::test]
+async fn broadcast_and_node_methods() {
+    let h = start(10).await;
+    let (raw, txid, funding, funding_height) = spend_raw(&h);
+    let mut c = h.client_v("1.7").await;
+    let accept = c
+        .result("blockchain.transaction.testmempoolaccept", json!([[raw]]))
+        .await;
+    assert_eq!(accept[0]["txid"], hx(&txid));
+    assert_eq!(accept[0]["allowed"], true);
+    assert_eq!(
+        c.result("blockchain.transaction.broadcast", json!([raw]))
+            .await,
+        hx(&txid)
+    );
+    assert!(h.sim.with_chain(|ch| ch.mempool().contains(&txid)));
+    let (code, msg) = c
+        .error("blockchain.transaction.broadcast", json!([raw]))
+        .await;
+    assert_eq!(code, 1);
+    assert!(
+        msg.starts_with("the transaction was rejected by network rules.\n\n")
+            && msg.ends_with(&format!("\n[{raw}]")),
+        "{msg}"
+    );
+    let accept = c
+        .result("blockchain.transaction.testmempoolaccept", json!([[raw]]))
+        .await;
+    assert_eq!(accept[0]["allowed"], false);
+    assert!(accept[0]["reason"].is_string());
+
+    // Fees: the simulator's curve is 0.0002 / sqrt(target); Python float spelling.
+    c.send(r#"{"jsonrpc":"2.0","id":"f","method":"blockchain.estimatefee","params":[25]}"#)
+        .await;
+    assert_eq!(
+        c.recv_line().await,
+        "{\"jsonrpc\":\"2.0\",\"result\":4e-05,\"id\":\"f\"}\n"
+    );
+    assert_eq!(
+        c.result("blockchain.estimatefee", json!([4, "economical"]))
+            .await,
+        json!(0.0001)
+    );
+    let (code, msg) = c.error("blockchain.estimatefee", json!([4, "fast"])).await;
+    assert_eq!((code, msg.as_str()), (1, "unknown estimatefee mode: FAST"));
+    let (_, msg) = c.error("blockchain.estimatefee", json!([4, ""])).await;
+    assert_eq!(msg, "unknown estimatefee mode: ");
+    assert_eq!(
+        c.result("blockchain.estimatefee", json!([4, null])).await,
+        json!(0.0001)
+    );
+    let info = c.result("mempool.get_info", json!([])).await;
+    assert!(info["minrelaytxfee"].is_number(), "{info}");
+
+    let mut c15 = h.client_v("1.5").await;
+    c15.send(r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.relayfee"}"#)
+        .await;
+    assert_eq!(
+        c15.recv_line().await,
+        "{\"jsonrpc\":\"2.0\",\"result\":1e-05,\"id\":1}\n"
+    );
+
+    // mempool.recent sees the broadcast once the index has.
+    h.query.refresh();
+    let recent = c.result("mempool.recent", json!([])).await;
+    assert_eq!(recent[0]["txid"], hx(&txid));
+    assert_eq!(recent[0]["fee"], 10_000);
+    assert!(c
+        .result("mempool.get_fee_histogram", json!([]))
+        .await
+        .is_array());
+
+    // Outpoint status of the broadcast's input: funded in a block, spent in the mempool.
+    assert_eq!(
+        c.result(
+            "blockchain.outpoint.get_status",
+            json!([hx(&funding), 0, ""])
+        )
+        .await,
+        json!({"funder_height": funding_height, "spender_txhash": hx(&txid), "spender_height": 0})
+    );
+    assert_eq!(
+        c.result(
+            "blockchain.outpoint.get_status",
+            json!([hx(&[9; 32]), 0, "00"])
+        )
+        .await,
+        json!({})
+    );
+    assert_eq!(
+        c.result("blockchain.outpoint.get_status", json!([hx(&txid), 0, ""]))
+            .await,
+        json!({"funder_height": 0})
+    );
+
+    let (raw2, txid2, _, _) = spend_raw(&h);
+    assert_eq!(
+        c.result("blockchain.transaction.broadcast_package", json!([[raw2]]))
+            .await,
+        json!({"success": true})
+    );
+    assert!(h.sim.with_chain(|ch| ch.mempool().contains(&txid2)));
+    let verbose = c
+        .result(
+            "blockchain.transaction.broadcast_package",
+            json!({"raw_txs": [raw2], "verbose": 1}),
+        )
+        .await;
+    assert_eq!(verbose["package_msg"], "success", "{verbose}");
+    let (_, msg) = c
+        .error("blockchain.transaction.broadcast_package", json!([["zz"]]))
+        .await;
+    assert_eq!(msg, "zz should be a hex string");
+    let (code, _) = c16_unknown(&h, "blockchain.transaction.broadcast_package").await;
+    assert_eq!(code, -32601);
+}
+
+async fn c16_unknown(h: &Harness, method: &str) -> (i64, String) {
+    let mut c = h.client_v("1.5").await;
+    c.error(method, json!([[]])).await
+}
+
+#[tokio::test]
+async fn server_methods() {
+    let sim = chain(3, 7);
+    let mut config = test_config();
+    config.report_services = vec![
+        "tcp://example.com:50001".parse().unwrap(),
+        "ssl://example.com:50002".parse().unwrap(),
+        "wss://example.com:50004".parse().unwrap(),
+    ];
+    config.donation_address = "bc1qexample".into();
+    config.peers = vec!["peer.example.org v1.7.0 s50002 t50001".into()];
+    let h = start_with(sim, config).await;
+    let genesis = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
+    let mut c = h.client_v("1.7").await;
+    let f = c.result("server.features", json!([])).await;
+    let expected = format!(
+        r#"{{"hosts":{{"example.com":{{"tcp_port":50001,"ssl_port":50002,"wss_port":50004}}}},"pruning":null,"server_version":"{}","protocol_min":"1.4","protocol_max":"1.7.0","genesis_hash":"{genesis}","services":["tcp://example.com:50001","ssl://example.com:50002","wss://example.com:50004"]}}"#,
+        f["server_version"].as_str().unwrap()
+    );
+    assert_eq!(f.to_string(), expected);
+    let mut c16 = h.client_v("1.6").await;
+    let f16 = c16.result("server.features", json!([])).await;
+    assert_eq!(f16["hash_function"], "sha256");
+    assert_eq!(c16.result("server.ping", json!([])).await, Value::Null);
+    assert_eq!(
+        c16.result("server.ping", json!([5, "zz"])).await,
+        Value::Null
+    );
+    assert!(c
+        .result("server.banner", json!([]))
+        .await
+        .as_str()
+        .unwrap()
+        .starts_with("You are connected to an anode"));
+    assert_eq!(
+        c.result("server.donation_address", json!([])).await,
+        "bc1qexample"
+    );
+    assert_eq!(
+        c.result("server.peers.subscribe", json!([])).await,
+        json!([[
+            "peer.example.org",
+            "peer.example.org",
+            ["v1.7.0", "s50002", "t50001"]
+        ]])
+    );
+    assert_eq!(
+        c.result("server.add_peer", json!([{"hosts": {}}])).await,
+        json!(false)
+    );
+}
+
+#[tokio::test]
+async fn json_rpc_1_0_replies_have_its_shape() {
+    let h = start(3).await;
+    let mut c = h.client().await;
+    c.send(r#"{"jsonrpc":"1.0","id":1,"method":"server.version","params":["x","1.6"]}"#)
+        .await;
+    let r = c.recv().await;
+    assert_eq!(r["error"], Value::Null);
+    assert_eq!(r["result"][1], "1.6");
+    assert!(r.get("jsonrpc").is_none());
+    c.send(r#"{"id":2,"method":"nope","params":[]}"#).await;
+    let r = c.recv().await;
+    assert_eq!(r["result"], Value::Null);
+    assert_eq!(r["error"]["code"], -32601);
+}
+
+/// The conformance matrix of §10.1: which methods exist in which negotiated version.
+#[tokio::test]
+async fn method_tables_match_the_conformance_matrix() {
+    let mut config = test_config();
+    config.limits.cost_soft_limit = 1e9;
+    config.limits.cost_hard_limit = 2e9;
+    let h = start_with(chain(3, 7), config).await;
+    let versions = ["1.4", "1.4.1", "1.4.2", "1.5", "1.6", "1.7"];
+    // (method, first version index where present, first index where absent again)
+    let table: &[(&str, usize, usize)] = &[
+        ("server.ping", 0, 6),
+        ("server.features", 0, 6),
+        ("server.banner", 0, 6),
+        ("server.donation_address", 0, 6),
+        ("server.add_peer", 0, 6),
+        ("server.peers.subscribe", 0, 6),
+        ("blockchain.block.header", 0, 6),
+        ("blockchain.block.headers", 0, 6),
+        ("blockchain.headers.subscribe", 0, 6),
+        ("blockchain.estimatefee", 0, 6),
+        ("blockchain.relayfee", 0, 4),
+        ("blockchain.scripthash.get_balance", 0, 5),
+        ("blockchain.scripthash.get_history", 0, 5),
+        ("blockchain.scripthash.get_mempool", 0, 5),
+        ("blockchain.scripthash.listunspent", 0, 5),
+        ("blockchain.scripthash.subscribe", 0, 5),
+        ("blockchain.scripthash.unsubscribe", 2, 5),
+        ("blockchain.scriptpubkey.get_balance", 5, 6),
+        ("blockchain.scriptpubkey.get_history", 5, 6),
+        ("blockchain.scriptpubkey.get_mempool", 5, 6),
+        ("blockchain.scriptpubkey.listunspent", 5, 6),
+        ("blockchain.scriptpubkey.subscribe", 5, 6),
+        ("blockchain.scriptpubkey.unsubscribe", 5, 6),
+        ("blockchain.outpoint.subscribe", 5, 6),
+        ("blockchain.outpoint.get_status", 5, 6),
+        ("blockchain.outpoint.unsubscribe", 5, 6),
+        ("blockchain.transaction.broadcast", 0, 6),
+        ("blockchain.transaction.broadcast_package", 4, 6),
+        ("blockchain.transaction.testmempoolaccept", 5, 6),
+        ("blockchain.transaction.get", 0, 6),
+        ("blockchain.transaction.get_merkle", 0, 6),
+        ("blockchain.transaction.id_from_pos", 0, 6),
+        ("mempool.get_fee_histogram", 0, 6),
+        ("mempool.get_info", 4, 6),
+        ("mempool.recent", 5, 6),
+        ("blockchain.address.get_history", 6, 6),
+        ("blockchain.block.get_header", 6, 6),
+        ("blockchain.numblocks.subscribe", 6, 6),
+    ];
+    for (i, version) in versions.iter().enumerate() {
+        let mut c = h.client_v(version).await;
+        for (method, from, until) in table {
+            // Named arguments that no method takes: present methods fail with -32602 (or
+            // succeed when they take no parameters... they then reject the name), absent
+            // ones with -32601.
+            let r = c.call(method, json!({"zzz_not_a_parameter": 1})).await;
+            let code = r["error"]["code"].as_i64();
+            let present = i >= *from && i < *until;
+            if present {
+                assert_ne!(
+                    code,
+                    Some(-32601),
+                    "{method} should exist in {version}: {r}"
+                );
+            } else {
+                assert_eq!(
+                    code,
+                    Some(-32601),
+                    "{method} should not exist in {version}: {r}"
+                );
+                assert_eq!(
+                    r["error"]["message"],
+                    format!("unknown method \"{method}\"")
+                );
+            }
+        }
+    }
+}
