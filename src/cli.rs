@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::config::{Config, RawConfig, Source, OPTIONS};
@@ -50,6 +50,16 @@ fn command() -> Command {
             .arg(Arg::new("mempool").long("mempool").default_value("0").value_parser(clap::value_parser!(u32)).help("Transactions to put in the mempool after mining"))
             .arg(Arg::new("block-interval").long("block-interval").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving")),
     )
+    .subcommand(
+        Command::new("demo")
+            .about("Index a simulated chain and serve it: the whole server with no full node (check, then keep serving)")
+            .arg(Arg::new("profile").long("profile").default_value("tiny").help("Workload profile: tiny or mainnet-like"))
+            .arg(Arg::new("blocks").long("blocks").default_value("300").value_parser(clap::value_parser!(u32)).help("Blocks to mine before serving"))
+            .arg(Arg::new("seed").long("seed").default_value("1").value_parser(clap::value_parser!(u64)).help("RNG seed of the chain"))
+            .arg(Arg::new("db-dir").long("db-dir").value_name("DIR").help("Keep the database here (default: a temporary directory)"))
+            .arg(Arg::new("block-interval").long("block-interval").default_value("30").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving (0: never)"))
+            .arg(Arg::new("once").long("once").action(ArgAction::SetTrue).help("Stop after the self-check")),
+    )
     .subcommand(Command::new("config").about("Print the effective configuration and where each value came from"))
     .subcommand(rpc_command())
     .arg_required_else_help(false)
@@ -71,18 +81,27 @@ fn raw_config(matches: &ArgMatches) -> anyhow::Result<RawConfig> {
     Ok(raw.with_flags(flags))
 }
 
-fn init_logging(level: &str, quiet: bool) {
+/// Installs the log subscriber with a filter the admin `log` command can change at run time.
+fn init_logging(level: &str, quiet: bool) -> Option<crate::admin::LogControl> {
     let filter = if quiet {
         "warn".to_string()
     } else {
         level.to_string()
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    match crate::admin::init_logging(&filter) {
+        Ok(control) => Some(control),
+        Err(_) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .with_writer(std::io::stderr)
+                .try_init();
+            None
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
 /// Runs the command line.
@@ -90,7 +109,7 @@ pub fn main() -> anyhow::Result<()> {
     let matches = command().get_matches();
     let raw = raw_config(&matches)?;
     let config = Config::from_raw(&raw)?;
-    init_logging(&config.log_level, matches.get_flag("quiet"));
+    let log = init_logging(&config.log_level, matches.get_flag("quiet"));
     match matches.subcommand() {
         Some(("simulate", sub)) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -109,10 +128,24 @@ pub fn main() -> anyhow::Result<()> {
             crate::output::print_config(&raw);
             Ok(())
         }
-        _ => bail!(
-            "serving wallets needs the indexer and protocol server, which this build does not have yet; \
-             available now: `anode simulate`, `anode config` (see README.md)"
-        ),
+        Some(("demo", sub)) => {
+            let profile_name = sub.get_one::<String>("profile").expect("has a default");
+            let options = crate::demo::DemoOptions {
+                profile: Profile::by_name(profile_name).with_context(|| {
+                    format!("unknown profile `{profile_name}` (tiny, mainnet-like)")
+                })?,
+                blocks: *sub.get_one::<u32>("blocks").expect("has a default"),
+                seed: *sub.get_one::<u64>("seed").expect("has a default"),
+                db_dir: sub.get_one::<String>("db-dir").map(std::path::PathBuf::from),
+                block_interval: match *sub.get_one::<u64>("block-interval").expect("has a default") {
+                    0 => None,
+                    secs => Some(std::time::Duration::from_secs(secs)),
+                },
+                once: sub.get_flag("once"),
+            };
+            runtime()?.block_on(crate::demo::run(config, options, log))
+        }
+        _ => runtime()?.block_on(crate::app::serve(config, log)),
     }
 }
 

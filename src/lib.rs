@@ -5,9 +5,11 @@
 //! the coin registry.
 
 pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod index;
 pub mod metrics;
 mod output;

@@ -43,3 +43,32 @@ pub fn print_json(value: &serde_json::Value) {
         serde_json::to_string_pretty(value).expect("JSON values serialize")
     );
 }
+
+/// The demo's summary: where to connect and what its own wallet check saw.
+pub fn print_demo(
+    addrs: &[(crate::config::ServiceKind, std::net::SocketAddr)],
+    db_dir: &std::path::Path,
+    check: &crate::demo::SelfCheck,
+    elapsed: std::time::Duration,
+) {
+    println!("anode demo: a simulated Bitcoin regtest chain, indexed and served");
+    println!("  database        {}", db_dir.display());
+    for (kind, addr) in addrs {
+        println!("  listening       {kind}://{addr}");
+    }
+    println!(
+        "  self-check      {} over {} scripts: {} history entries, {} merkle proofs verified against headers, tip {}",
+        check.server_version, check.scripts, check.history_entries, check.proofs_verified, check.tip_height
+    );
+    println!("  ready in        {:.1} s", elapsed.as_secs_f64());
+    if let Some((_, addr)) = addrs
+        .iter()
+        .find(|(kind, _)| *kind == crate::config::ServiceKind::Tcp)
+    {
+        println!(
+            "  try             electrum --regtest --oneserver --server {}:{}:t",
+            addr.ip(),
+            addr.port()
+        );
+    }
+}

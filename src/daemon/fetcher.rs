@@ -92,7 +92,10 @@ impl BlockFetcher {
             let jobs = hashes.into_iter().enumerate().map(move |(i, hash)| {
                 let (daemon, coin) = (Arc::clone(&batch_daemon), Arc::clone(&batch_coin));
                 let height = batch_start + i as u32;
-                async move {
+                // Each fetch runs as its own task: while the consumer is busy (a long flush)
+                // and this loop waits to deliver, requests already sent still complete instead
+                // of stalling into the client's timeout.
+                let job = async move {
                     let raw = daemon.block(&hash).await?;
                     let (raw, parsed) = tokio::task::spawn_blocking(move || {
                         let parsed = coin.parse_block(&raw, Some(height));
@@ -118,6 +121,12 @@ impl BlockFetcher {
                         });
                     }
                     Ok((height, hash, raw, parsed))
+                };
+                async move {
+                    tokio::spawn(job).await.map_err(|e| DaemonError::BadResponse {
+                        method: "getblock".into(),
+                        reason: format!("fetch task failed: {e}"),
+                    })?
                 }
             });
             let mut blocks = stream::iter(jobs).buffered(options.concurrency.max(1));

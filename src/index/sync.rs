@@ -128,6 +128,33 @@ impl Indexer {
         self.synced.subscribe()
     }
 
+    /// Estimated bytes of blocks applied but not yet flushed.
+    pub fn pending_bytes(&self) -> usize {
+        self.writer.lock().pending_bytes()
+    }
+
+    /// Takes the last `count` blocks out of the index (the admin `reorg` command, to test
+    /// clients and the reorg path); the sync loop then applies the node's blocks again.
+    pub async fn force_reorg(&self, count: u32) -> Result<(), SyncError> {
+        if count == 0 || count > self.reorg_limit {
+            return Err(IndexError::ReorgTooDeep {
+                height: self.tip().map_or(0, |t| t.0.saturating_sub(count)),
+                limit: self.reorg_limit,
+            }
+            .into());
+        }
+        for _ in 0..count {
+            let mempool = Arc::clone(&self.mempool);
+            self.blocking(move |w| {
+                let _guard = mempool.write();
+                w.undo_tip()
+            })
+            .await?;
+        }
+        info!(count, "forced reorg: blocks undone, re-syncing");
+        Ok(())
+    }
+
     /// The indexed tip (height, hash), pending blocks included.
     pub fn tip(&self) -> Option<(u32, Hash32)> {
         self.writer.lock().tip()

@@ -603,6 +603,7 @@ impl IndexWriter {
         if self.pending.is_empty() {
             return Ok(0);
         }
+        let started = std::time::Instant::now();
         let pending = std::mem::take(&mut self.pending);
         let first_height = self.flushed.map_or(0, |s| s.height + 1);
         let first_tx = self.flushed.map_or(0, |s| s.tx_count);
@@ -692,8 +693,19 @@ impl IndexWriter {
             })
             .unwrap_or_default();
 
+        let ops = batch.len();
+        let built = started.elapsed();
         let mut guard = self.chain.view.write();
         self.store.write(batch, durability)?;
+        tracing::info!(
+            height = tip_height,
+            blocks,
+            ops,
+            build_ms = built.as_millis() as u64,
+            write_ms = (started.elapsed() - built).as_millis() as u64,
+            synced = matches!(durability, Durability::Sync),
+            "flush"
+        );
         let view = Arc::make_mut(&mut guard);
         view.hashes.extend_from_slice(&pending.hashes);
         view.tx_counts.extend_from_slice(&pending.tx_counts);

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions};
+use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemonOptions};
 use anode::index::schema::TABLES;
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
-use anode::simulator::{Profile, SimChain, SimDaemon, Simulator};
+use anode::simulator::{serve, Auth, Profile, SimChain, SimDaemon, Simulator};
 use anode::store_factory::{open_store, Tuning};
 use anyhow::{bail, Context};
 use clap::{Arg, ArgAction, Command};
@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .arg(Arg::new("cache-mb").long("cache-mb").default_value("1200"))
         .arg(Arg::new("dir").long("dir").help("where the database goes (default: a temporary directory)"))
         .arg(Arg::new("fetch-only").long("fetch-only").action(ArgAction::SetTrue))
+        .arg(Arg::new("http").long("http").action(ArgAction::SetTrue).help("talk to the simulator over its HTTP JSON-RPC/REST listener, as to a node, instead of in process"))
         .get_matches();
     let txs: u64 = matches.get_one::<String>("txs").expect("default").parse()?;
     let seed: u64 = matches.get_one::<String>("seed").expect("default").parse()?;
@@ -54,6 +55,12 @@ fn main() -> anyhow::Result<()> {
         bail!("give --engine, or --fetch-only");
     }
 
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let coin = anode_coins::lookup("Bitcoin", "regtest")?;
     let built = Instant::now();
     let mut chain = SimChain::new(Arc::clone(&coin), profile, seed)?;
@@ -68,9 +75,23 @@ fn main() -> anyhow::Result<()> {
     let chain_seconds = built.elapsed().as_secs_f64();
     let baseline_rss = proc_status_bytes("VmRSS:");
     let sim = Simulator::new(chain);
-    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim));
-
     let runtime = tokio::runtime::Runtime::new()?;
+    let over_http = matches.get_flag("http");
+    let (daemon, _server): (Arc<dyn DaemonApi>, _) = if over_http {
+        let server = runtime.block_on(serve(
+            sim,
+            "127.0.0.1:0".parse()?,
+            Auth { user_pass: None },
+        ))?;
+        let daemon = RpcDaemon::new(RpcDaemonOptions {
+            urls: vec![format!("http://{}", server.addr)],
+            ..RpcDaemonOptions::default()
+        })?;
+        (Arc::new(daemon), Some(server))
+    } else {
+        (Arc::new(SimDaemon::new(sim)), None)
+    };
+
     let temp = tempfile::tempdir()?;
     let dir = matches
         .get_one::<String>("dir")
@@ -118,6 +139,7 @@ fn main() -> anyhow::Result<()> {
     let line = json!({
         "mode": if fetch_only { "fetch+parse" } else { "sync" },
         "engine": engine,
+        "daemon": if over_http { "http" } else { "in-process" },
         "profile": profile_name,
         "blocks": blocks,
         "txs": total_txs,
