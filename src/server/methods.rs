@@ -32,6 +32,8 @@ type FeeKey = (u64, Option<String>);
 #[derive(Default)]
 pub(crate) struct Caches {
     estimatefee: Mutex<HashMap<FeeKey, (Hash32, Value)>>,
+    /// one lock per key, so concurrent identical misses make one node call
+    estimatefee_inflight: Mutex<HashMap<FeeKey, Arc<tokio::sync::Mutex<()>>>>,
     relayfee: Mutex<Option<(Instant, Value)>>,
     mempool_info: Mutex<Option<(Instant, Value)>>,
 }
@@ -910,10 +912,30 @@ async fn estimatefee(shared: &Shared, session: &Session, args: &Args) -> Result<
     };
     let tip_hash = shared.query.tip().hash;
     let key = (target, mode.clone());
-    if let Some((hash, value)) = shared.caches.estimatefee.lock().get(&key) {
-        if *hash == tip_hash {
-            return Ok(value.clone());
-        }
+    let cached = || {
+        shared
+            .caches
+            .estimatefee
+            .lock()
+            .get(&key)
+            .filter(|(hash, _)| *hash == tip_hash)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(v) = cached() {
+        return Ok(v);
+    }
+    let inflight = Arc::clone(
+        shared
+            .caches
+            .estimatefee_inflight
+            .lock()
+            .entry(key.clone())
+            .or_default(),
+    );
+    let _guard = inflight.lock().await;
+    // Whoever held the lock may have filled the cache meanwhile.
+    if let Some(v) = cached() {
+        return Ok(v);
     }
     session.add_cost(shared, 2.0);
     let blocks = u32::try_from(target).unwrap_or(u32::MAX);

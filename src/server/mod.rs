@@ -379,3 +379,31 @@ impl ServerHandle {
         while self.tasks.join_next().await.is_some() {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    #[test]
+    fn from_config_takes_the_operators_settings() {
+        let raw = RawConfig::defaults().with_flags([
+            (
+                "services",
+                "tcp://:50001,ws://[::1]:50003,rpc://".to_string(),
+            ),
+            ("max_send", "8100000".to_string()),
+            ("donation_address", "bc1qdonate".to_string()),
+            ("cost_soft_limit", "500".to_string()),
+        ]);
+        let config = Config::from_raw(&raw).expect("valid config");
+        let server = ServerConfig::from_config(&config);
+        assert_eq!(server.services.len(), 3);
+        assert_eq!(server.limits.cost_soft_limit, 500.0);
+        assert_eq!(server.donation_address, "bc1qdonate");
+        // floor((8,100,000 - 100) / 99) = 81,817 (§6.2).
+        assert_eq!(server.history_limit(), 81_817);
+        assert!(server.pad_tcp && server.reload_tls_on_sighup);
+        assert!(!ServerConfig::default().pad_tcp);
+    }
+}
