@@ -370,6 +370,10 @@ async fn admin_session_listing_disconnect_and_shutdown() {
     assert_eq!(s.protocol_version.as_deref(), Some("1.6"));
     assert_eq!(s.client_name, "test");
     assert_eq!(s.subscriptions, 2);
+    assert_eq!((s.script_subs, s.outpoint_subs, s.txs_sent), (1, 0, 0));
+    assert_eq!(s.group, None, "loopback is not grouped");
+    let counts = h.handle.request_counts();
+    assert_eq!(counts.get("blockchain.headers.subscribe"), Some(&1));
     assert_eq!(s.requests, 3);
     assert!(s.bytes_in > 0 && s.bytes_out > 0);
     assert_eq!(s.kind, ServiceKind::Tcp);

@@ -213,6 +213,11 @@ pub(crate) async fn dispatch(
             format!("unknown method \"{method}\""),
         ));
     };
+    *shared
+        .request_counts
+        .lock()
+        .entry(method.to_string())
+        .or_default() += 1;
     let args = bind(method, &sig, params)?;
     let cost = |amount: f64| session.add_cost(shared, amount);
     match method {
@@ -968,6 +973,9 @@ async fn broadcast(shared: &Shared, session: &Session, args: &Args) -> Result<Va
     session.add_cost(shared, 0.25 + raw_hex.len() as f64 / 5000.0);
     match shared.daemon.send_raw_transaction(raw_hex).await {
         Ok(txid) => {
+            session
+                .txs_sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let client = session.state.lock().client_name.clone();
             let outdated = dotted_version(&client).is_some_and(|v| v < vec![3, 3, 3]);
             if outdated && shared.coin.params().client_warning {

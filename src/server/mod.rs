@@ -190,6 +190,14 @@ pub struct SessionInfo {
     pub protocol_version: Option<String>,
     /// script and outpoint subscriptions (headers count as one)
     pub subscriptions: usize,
+    /// script subscriptions
+    pub script_subs: usize,
+    /// outpoint subscriptions
+    pub outpoint_subs: usize,
+    /// the cost group (source subnet), `None` for private addresses
+    pub group: Option<String>,
+    /// transactions broadcast successfully
+    pub txs_sent: u64,
     /// current decayed cost
     pub cost: f64,
     /// bytes received
@@ -212,6 +220,7 @@ pub(crate) struct Shared {
     pub groups: cost::Groups,
     pub peers: PeerList,
     pub caches: methods::Caches,
+    pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
     pub next_id: AtomicU64,
     pub session_count: watch::Sender<usize>,
@@ -245,6 +254,7 @@ impl Server {
             groups: cost::Groups::default(),
             peers,
             caches: methods::Caches::default(),
+            request_counts: Default::default(),
             tls,
             next_id: AtomicU64::new(1),
             session_count: watch::channel(0).0,
@@ -346,6 +356,11 @@ impl ServerHandle {
     /// The peer list (`server.peers.subscribe`), for the admin layer.
     pub fn peers(&self) -> &PeerList {
         &self.shared.peers
+    }
+
+    /// Requests served so far per method (known methods only), for metrics and `getinfo`.
+    pub fn request_counts(&self) -> HashMap<String, u64> {
+        self.shared.request_counts.lock().clone()
     }
 
     /// Counts of sessions per listener kind, for metrics.
