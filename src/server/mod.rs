@@ -9,6 +9,7 @@
 //! through the two traits, and never names a concrete coin.
 
 mod cost;
+mod handlers;
 mod json;
 mod methods;
 mod notify;
