@@ -9,6 +9,7 @@
 //! through the two traits, and never names a concrete coin.
 
 mod cost;
+mod discovery;
 mod handlers;
 mod json;
 mod methods;
@@ -357,6 +358,24 @@ impl ServerHandle {
     /// The peer list (`server.peers.subscribe`), for the admin layer.
     pub fn peers(&self) -> &PeerList {
         &self.shared.peers
+    }
+
+    /// Verifies every known peer (PROTOCOL.md §7) and records the outcomes; peers that fail
+    /// are no longer served by `server.peers.subscribe`. Returns `(host, outcome)` pairs.
+    pub async fn verify_peers(&self) -> Vec<(String, Result<(), String>)> {
+        let mut outcomes = Vec::new();
+        for peer in self.shared.peers.entries() {
+            let outcome = discovery::verify(&self.shared, &peer).await;
+            if let Err(why) = &outcome {
+                tracing::info!(host = %peer.host, reason = %why, "peer failed verification");
+            }
+            self.shared.peers.set_verified(
+                &peer.host,
+                outcome.clone().map(|()| std::time::SystemTime::now()),
+            );
+            outcomes.push((peer.host.clone(), outcome));
+        }
+        outcomes
     }
 
     /// Requests served so far per method (known methods only), for metrics and `getinfo`.
