@@ -951,3 +951,63 @@ async fn method_tables_match_the_conformance_matrix() {
         }
     }
 }
+
+/// Garbage, truncated JSON, odd types and random bytes from many clients at once: every
+/// client still gets its answers and the server stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_does_not_disturb_the_server() {
+    use rand::{Rng, SeedableRng};
+    let mut config = test_config();
+    config.limits.cost_soft_limit = 1e9;
+    config.limits.cost_hard_limit = 2e9;
+    let h = start_with(chain(5, 7), config).await;
+    let samples = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.block.header","params":[1e400]}"#,
+        r#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.block.headers","params":[0,"5000"]}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.transaction.id_from_pos","params":[1,4294967296,true]}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.outpoint.subscribe","params":["00",99999999999,""]}"#,
+        r#"[[],[{}],{"jsonrpc":"2.0","id":2,"method":"server.ping"}]"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"server.version","params":[null,null]}"#,
+        r#"{"jsonrpc":"2.0","id":1.5,"method":"blockchain.estimatefee","params":[-0.5,5]}"#,
+        r#"{"jsonrpc":"2.0","id":true,"method":"server.ping","params":{"pong_len":"3"}}"#,
+        "\"just a string\"",
+        "{\"unterminated\":",
+        "",
+    ];
+    let mut tasks = Vec::new();
+    for n in 0..12u64 {
+        let addr = h.tcp();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(n);
+            let mut c = Client::connect(addr).await;
+            let v = ["1.4", "1.5", "1.6", "1.7"][n as usize % 4];
+            c.result("server.version", json!(["fuzz", v])).await;
+            let mut junk = Vec::new();
+            for _ in 0..40 {
+                if rng.gen_bool(0.3) {
+                    let len = rng.gen_range(1..200);
+                    let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+                    bytes.retain(|b| *b != b'\n');
+                    junk.extend_from_slice(&bytes);
+                } else {
+                    junk.extend_from_slice(samples[rng.gen_range(0..samples.len())].as_bytes());
+                }
+                junk.push(b'\n');
+            }
+            c.send_raw(&junk).await;
+            // Whatever came back, a final request is still answered. (Absurd header counts are left
+            // out: they cost count/50 and would rightly end the session.)
+            let r = c.call("server.donation_address", json!([])).await;
+            assert_eq!(r["result"], "", "{r}");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let mut c = h.client_v("1.7").await;
+    assert_eq!(
+        c.result("server.ping", json!([1])).await,
+        json!({"data": "0"})
+    );
+}

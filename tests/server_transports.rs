@@ -370,6 +370,10 @@ async fn admin_session_listing_disconnect_and_shutdown() {
     assert_eq!(s.protocol_version.as_deref(), Some("1.6"));
     assert_eq!(s.client_name, "test");
     assert_eq!(s.subscriptions, 2);
+    assert_eq!((s.script_subs, s.outpoint_subs, s.txs_sent), (1, 0, 0));
+    assert_eq!(s.group, None, "loopback is not grouped");
+    let counts = h.handle.request_counts();
+    assert_eq!(counts.get("blockchain.headers.subscribe"), Some(&1));
     assert_eq!(s.requests, 3);
     assert!(s.bytes_in > 0 && s.bytes_out > 0);
     assert_eq!(s.kind, ServiceKind::Tcp);
@@ -382,4 +386,30 @@ async fn admin_session_listing_disconnect_and_shutdown() {
     h.handle.shutdown().await;
     assert!(d.closed_within(Duration::from_secs(3)).await);
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn estimatefee_answers_are_cached_per_tip() {
+    let h = start(5).await;
+    let mut c = h.client_v("1.6").await;
+    let cost = |h: &Harness| h.handle.sessions()[0].cost;
+    c.result("blockchain.estimatefee", json!([6])).await;
+    let first = cost(&h);
+    c.result("blockchain.estimatefee", json!([6])).await;
+    let second = cost(&h);
+    assert!(
+        second - first < 1.0,
+        "a cache hit costs 0.1: {first} -> {second}"
+    );
+    // Targets in the same bucket share the entry (7 → 7 is its own; 13 → 12).
+    c.result("blockchain.estimatefee", json!([12])).await;
+    let third = cost(&h);
+    c.result("blockchain.estimatefee", json!([13])).await;
+    assert!(cost(&h) - third < 1.0);
+    // A new tip invalidates the cache: the node is asked again (+2).
+    h.sim.mine(1).unwrap();
+    h.query.refresh();
+    let before = cost(&h);
+    c.result("blockchain.estimatefee", json!([6])).await;
+    assert!(cost(&h) - before > 1.9, "{before} -> {}", cost(&h));
 }

@@ -9,19 +9,20 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
+use super::handlers;
 use super::json::{py_repr, py_str, thousands, RpcError, DAEMON_ERROR, HISTORY_TOO_LONG};
 use super::params::{self, bind, Args, Signature};
 use super::session::{OutpointSub, ScriptSub, Session};
 use super::version::{negotiate, ProtocolVersion};
 use super::Shared;
-use crate::config::{PeerDiscovery, ServiceKind};
-use crate::daemon::{hash_to_hex, DaemonError, FeeEstimate};
+use crate::config::PeerDiscovery;
+use crate::daemon::{hash_to_hex, DaemonError};
 use crate::query::{
     Hash32, History, HistoryEntry, OutPoint, OutpointStatus, QueryError, ScriptHash,
 };
 
 /// `max` of `blockchain.block.headers`, whatever the coin.
-const MAX_HEADERS: u64 = 2016;
+pub(super) const MAX_HEADERS: u64 = 2016;
 /// How long node answers for relay fee and mempool info are reused.
 const NODE_CACHE: Duration = Duration::from_secs(60);
 
@@ -31,7 +32,9 @@ type FeeKey = (u64, Option<String>);
 /// Node answers reused across sessions.
 #[derive(Default)]
 pub(crate) struct Caches {
-    estimatefee: Mutex<HashMap<FeeKey, (Hash32, Value)>>,
+    pub(super) estimatefee: Mutex<HashMap<FeeKey, (Hash32, Value)>>,
+    /// one lock per key, so concurrent identical misses make one node call
+    pub(super) estimatefee_inflight: Mutex<HashMap<FeeKey, Arc<tokio::sync::Mutex<()>>>>,
     relayfee: Mutex<Option<(Instant, Value)>>,
     mempool_info: Mutex<Option<(Instant, Value)>>,
 }
@@ -118,7 +121,7 @@ pub(crate) fn query_error(e: QueryError) -> RpcError {
 }
 
 /// Code 2, worded as ElectrumX words node errors.
-fn daemon_error(e: &DaemonError) -> RpcError {
+pub(super) fn daemon_error(e: &DaemonError) -> RpcError {
     match e {
         DaemonError::Rpc { code, message } => RpcError::new(
             DAEMON_ERROR,
@@ -131,26 +134,26 @@ fn daemon_error(e: &DaemonError) -> RpcError {
     }
 }
 
-fn display(hash: &Hash32) -> Value {
+pub(super) fn display(hash: &Hash32) -> Value {
     Value::from(hash_to_hex(hash))
 }
 
-fn branch_json(branch: &[Hash32]) -> Value {
+pub(super) fn branch_json(branch: &[Hash32]) -> Value {
     Value::Array(branch.iter().map(display).collect())
 }
 
-fn nni(value: &Value) -> Result<u64, RpcError> {
+pub(super) fn nni(value: &Value) -> Result<u64, RpcError> {
     params::non_negative_integer(value)
 }
 
-fn opt_nni(args: &Args, i: usize) -> Result<u64, RpcError> {
+pub(super) fn opt_nni(args: &Args, i: usize) -> Result<u64, RpcError> {
     args.get(i)
         .map(nni)
         .transpose()
         .map(Option::unwrap_or_default)
 }
 
-fn height_out_of_range(height: u64) -> RpcError {
+pub(super) fn height_out_of_range(height: u64) -> RpcError {
     RpcError::bad_request(format!("height {} out of range", thousands(height)))
 }
 
@@ -192,7 +195,7 @@ pub(crate) fn server_version(
     Ok(json!([shared.config.server_version, text]))
 }
 
-fn dotted_version(name: &str) -> Option<Vec<u32>> {
+pub(super) fn dotted_version(name: &str) -> Option<Vec<u32>> {
     let head = name.split_whitespace().next()?;
     head.split('.').map(|p| p.parse().ok()).collect()
 }
@@ -211,18 +214,23 @@ pub(crate) async fn dispatch(
             format!("unknown method \"{method}\""),
         ));
     };
+    *shared
+        .request_counts
+        .lock()
+        .entry(method.to_string())
+        .or_default() += 1;
     let args = bind(method, &sig, params)?;
     let cost = |amount: f64| session.add_cost(shared, amount);
     match method {
         "server.version" => server_version(shared, session, params),
-        "server.ping" => server_ping(shared, session, &v, &args),
+        "server.ping" => handlers::server_ping(shared, session, &v, &args),
         "server.features" => {
             cost(0.2);
-            Ok(server_features(shared, &v))
+            Ok(handlers::server_features(shared, &v))
         }
         "server.banner" => {
             cost(0.5);
-            Ok(Value::from(server_banner(shared)))
+            Ok(Value::from(handlers::server_banner(shared)))
         }
         "server.donation_address" => {
             cost(0.1);
@@ -242,8 +250,8 @@ pub(crate) async fn dispatch(
                     .await,
             ))
         }
-        "blockchain.block.header" => block_header(shared, session, &v, &args).await,
-        "blockchain.block.headers" => block_headers(shared, session, &v, &args).await,
+        "blockchain.block.header" => handlers::block_header(shared, session, &v, &args).await,
+        "blockchain.block.headers" => handlers::block_headers(shared, session, &v, &args).await,
         "blockchain.headers.subscribe" => {
             cost(0.25);
             let tip = shared.query.tip();
@@ -254,7 +262,7 @@ pub(crate) async fn dispatch(
             }
             Ok(json!({"hex": hex::encode(&tip.header), "height": tip.height}))
         }
-        "blockchain.estimatefee" => estimatefee(shared, session, &args).await,
+        "blockchain.estimatefee" => handlers::estimatefee(shared, session, &args).await,
         "blockchain.relayfee" => {
             cost(1.0);
             cached_node_value(&shared.caches.relayfee, || async {
@@ -406,7 +414,7 @@ pub(crate) async fn dispatch(
             }
             Ok(Value::Bool(removed))
         }
-        "blockchain.transaction.broadcast" => broadcast(shared, session, &args).await,
+        "blockchain.transaction.broadcast" => handlers::broadcast(shared, session, &args).await,
         "blockchain.transaction.broadcast_package" => {
             let raw_txs = params::hex_list(args.req(0))?;
             cost(0.25 + raw_txs.iter().map(String::len).sum::<usize>() as f64 / 5000.0);
@@ -423,7 +431,7 @@ pub(crate) async fn dispatch(
             Ok(if verbose {
                 result
             } else {
-                package_summary(&result)
+                handlers::package_summary(&result)
             })
         }
         "blockchain.transaction.testmempoolaccept" => {
@@ -434,7 +442,7 @@ pub(crate) async fn dispatch(
                 .test_mempool_accept(&raw_txs)
                 .await
                 .map_err(|e| daemon_error(&e))?;
-            Ok(testmempoolaccept_summary(&result))
+            Ok(handlers::testmempoolaccept_summary(&result))
         }
         "blockchain.transaction.get" => {
             let txid = params::tx_hash(args.req(0))?;
@@ -645,412 +653,9 @@ pub(crate) fn outpoint_status_json(status: &OutpointStatus) -> Value {
     Value::Object(map)
 }
 
-fn server_ping(
-    shared: &Shared,
-    session: &Session,
-    v: &ProtocolVersion,
-    args: &Args,
-) -> Result<Value, RpcError> {
-    session.add_cost(shared, 0.1);
-    if !v.at_least(&[1, 7]) {
-        return Ok(Value::Null);
-    }
-    if let Some(data) = args.get(1) {
-        params::hex_odd(data)?;
-    }
-    let pong_len = args.get(0).map(nni).transpose()?.unwrap_or(0);
-    if pong_len > shared.config.limits.max_send as u64 {
-        return Err(RpcError::bad_request("pong_len value too high"));
-    }
-    session.add_cost(
-        shared,
-        pong_len as f64 / shared.config.limits.bandwidth_unit_cost.max(1.0),
-    );
-    Ok(json!({"data": "0".repeat(pong_len as usize)}))
-}
-
-fn server_features(shared: &Shared, v: &ProtocolVersion) -> Value {
-    let mut hosts = Map::new();
-    let mut services = Vec::new();
-    for s in &shared.config.report_services {
-        let key = match s.kind {
-            ServiceKind::Tcp => "tcp_port",
-            ServiceKind::Ssl => "ssl_port",
-            ServiceKind::Ws => "ws_port",
-            ServiceKind::Wss => "wss_port",
-            ServiceKind::Rpc => continue,
-        };
-        if s.host.is_empty() {
-            continue;
-        }
-        let entry = hosts
-            .entry(s.host.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(m) = entry {
-            m.insert(key.into(), Value::from(s.port));
-        }
-        let host = if s.host.contains(':') {
-            format!("[{}]", s.host)
-        } else {
-            s.host.clone()
-        };
-        services.push(Value::from(format!("{}://{}:{}", s.kind, host, s.port)));
-    }
-    let mut out = Map::new();
-    out.insert("hosts".into(), Value::Object(hosts));
-    out.insert("pruning".into(), Value::Null);
-    out.insert(
-        "server_version".into(),
-        Value::from(shared.config.server_version.clone()),
-    );
-    out.insert(
-        "protocol_min".into(),
-        Value::from(ProtocolVersion::min().to_string()),
-    );
-    out.insert(
-        "protocol_max".into(),
-        Value::from(ProtocolVersion::max().to_string()),
-    );
-    out.insert(
-        "genesis_hash".into(),
-        display(&shared.coin.params().genesis_hash),
-    );
-    if !v.at_least(&[1, 7]) {
-        out.insert("hash_function".into(), Value::from("sha256"));
-    }
-    out.insert("services".into(), Value::Array(services));
-    Value::Object(out)
-}
-
-fn server_banner(shared: &Shared) -> String {
-    let default = format!(
-        "You are connected to an {} server.",
-        shared.config.server_version
-    );
-    let Some(path) = &shared.config.banner_file else {
-        return default;
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let version = shared
-                .config
-                .server_version
-                .split_whitespace()
-                .last()
-                .unwrap_or_default()
-                .to_string();
-            text.replace("$SERVER_VERSION", &version)
-                .replace("$SERVER_SUBVERSION", &shared.config.server_version)
-                .replace("$DONATION_ADDRESS", &shared.config.donation_address)
-        }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "banner file unreadable");
-            default
-        }
-    }
-}
-
-async fn block_header(
-    shared: &Shared,
-    session: &Session,
-    v: &ProtocolVersion,
-    args: &Args,
-) -> Result<Value, RpcError> {
-    let height = nni(args.req(0))?;
-    let cp_height = opt_nni(args, 1)?;
-    session.add_cost(shared, if cp_height > 0 { 1.25 } else { 0.25 });
-    let tip = u64::from(shared.query.tip().height);
-    if height > tip {
-        return Err(height_out_of_range(height));
-    }
-    let header = shared
-        .query
-        .header(height as u32)
-        .await
-        .map_err(query_error)?
-        .ok_or_else(|| height_out_of_range(height))?;
-    if cp_height == 0 {
-        return Ok(Value::from(hex::encode(header)));
-    }
-    check_checkpoint(height, cp_height, tip)?;
-    let proof = shared
-        .query
-        .header_proof(height as u32, cp_height as u32)
-        .await
-        .map_err(query_error)?;
-    let header = truncate_header(shared, v, header);
-    Ok(
-        json!({"header": hex::encode(header), "branch": branch_json(&proof.branch),
-              "root": display(&proof.root)}),
-    )
-}
-
-fn check_checkpoint(height: u64, cp_height: u64, tip: u64) -> Result<(), RpcError> {
-    if height <= cp_height && cp_height <= tip {
-        return Ok(());
-    }
-    Err(RpcError::bad_request(format!(
-        "require header height {} <= cp_height {} <= chain height {}",
-        thousands(height),
-        thousands(cp_height),
-        thousands(tip)
-    )))
-}
-
-/// AuxPoW headers lose their proof under a checkpoint from 1.4.1 (§2.4).
-fn truncate_header(shared: &Shared, v: &ProtocolVersion, mut header: Vec<u8>) -> Vec<u8> {
-    if v.at_least(&[1, 4, 1]) {
-        if let Some(size) = shared.coin.params().header.truncated_size {
-            header.truncate(size);
-        }
-    }
-    header
-}
-
-async fn block_headers(
-    shared: &Shared,
-    session: &Session,
-    v: &ProtocolVersion,
-    args: &Args,
-) -> Result<Value, RpcError> {
-    let start = nni(args.req(0))?;
-    let count = nni(args.req(1))?;
-    let cp_height = opt_nni(args, 2)?;
-    // Charged on the requested count, before the cap: asking for absurd counts costs.
-    session.add_cost(shared, count as f64 / 50.0);
-    let count = count.min(MAX_HEADERS);
-    let tip = u64::from(shared.query.tip().height);
-    let n = if start > tip {
-        0
-    } else {
-        count.min(tip + 1 - start)
-    };
-    let mut headers = if n > 0 {
-        shared
-            .query
-            .headers(start as u32, n as u32)
-            .await
-            .map_err(query_error)?
-    } else {
-        Vec::new()
-    };
-    let n = headers.len() as u64;
-    let mut proof = None;
-    if n > 0 && cp_height > 0 {
-        let last = start + n - 1;
-        check_checkpoint(last, cp_height, tip)?;
-        session.add_cost(shared, 1.0);
-        proof = Some(
-            shared
-                .query
-                .header_proof(last as u32, cp_height as u32)
-                .await
-                .map_err(query_error)?,
-        );
-        headers = headers
-            .into_iter()
-            .map(|h| truncate_header(shared, v, h))
-            .collect();
-    }
-    let mut out = Map::new();
-    if v.at_least(&[1, 6]) {
-        out.insert("count".into(), Value::from(n));
-        out.insert("max".into(), Value::from(MAX_HEADERS));
-        out.insert(
-            "headers".into(),
-            Value::Array(
-                headers
-                    .iter()
-                    .map(|h| Value::from(hex::encode(h)))
-                    .collect(),
-            ),
-        );
-    } else {
-        out.insert("hex".into(), Value::from(hex::encode(headers.concat())));
-        out.insert("count".into(), Value::from(n));
-        out.insert("max".into(), Value::from(MAX_HEADERS));
-    }
-    if let Some(p) = proof {
-        out.insert("branch".into(), branch_json(&p.branch));
-        out.insert("root".into(), display(&p.root));
-    }
-    Ok(Value::Object(out))
-}
-
-/// Bitcoin Core's tracked confirmation targets (§4.4).
-fn bucket_target(n: u64) -> u64 {
-    match n {
-        0..=1 => 1,
-        2..=12 | 25 => n,
-        13..=48 => n & !1,
-        49..=1008 => n / 24 * 24,
-        _ => 1008,
-    }
-}
-
-async fn estimatefee(shared: &Shared, session: &Session, args: &Args) -> Result<Value, RpcError> {
-    let number = nni(args.req(0))?;
-    let mode = match args.get(1) {
-        Some(Value::String(s)) => {
-            let upper = s.to_uppercase();
-            if upper != "CONSERVATIVE" && upper != "ECONOMICAL" {
-                return Err(RpcError::bad_request(format!(
-                    "unknown estimatefee mode: {upper}"
-                )));
-            }
-            Some(upper)
-        }
-        _ => None,
-    };
-    session.add_cost(shared, 0.1);
-    let target = if shared.coin.params().rpc.bucket_fee_targets {
-        bucket_target(number)
-    } else {
-        number
-    };
-    let tip_hash = shared.query.tip().hash;
-    let key = (target, mode.clone());
-    if let Some((hash, value)) = shared.caches.estimatefee.lock().get(&key) {
-        if *hash == tip_hash {
-            return Ok(value.clone());
-        }
-    }
-    session.add_cost(shared, 2.0);
-    let blocks = u32::try_from(target).unwrap_or(u32::MAX);
-    let estimate = shared
-        .daemon
-        .estimate_fee(blocks, mode.as_deref())
-        .await
-        .map_err(|e| daemon_error(&e))?;
-    let value = match estimate {
-        FeeEstimate::Rate(r) => Value::from(r),
-        FeeEstimate::Unknown => Value::from(-1),
-        FeeEstimate::Unavailable => shared
-            .coin
-            .rpc()
-            .estimate_fee
-            .map_or(Value::from(-1), Value::from),
-    };
-    shared
-        .caches
-        .estimatefee
-        .lock()
-        .insert(key, (tip_hash, value.clone()));
-    Ok(value)
-}
-
-async fn broadcast(shared: &Shared, session: &Session, args: &Args) -> Result<Value, RpcError> {
-    let raw = args.req(0);
-    params::hex_blob(raw)?;
-    let raw_hex = raw.as_str().unwrap_or_default();
-    session.add_cost(shared, 0.25 + raw_hex.len() as f64 / 5000.0);
-    match shared.daemon.send_raw_transaction(raw_hex).await {
-        Ok(txid) => {
-            let client = session.state.lock().client_name.clone();
-            let outdated = dotted_version(&client).is_some_and(|v| v < vec![3, 3, 3]);
-            if outdated && shared.coin.params().client_warning {
-                return Ok(Value::from(OUTDATED_CLIENT_WARNING));
-            }
-            Ok(display(&txid))
-        }
-        Err(DaemonError::Rpc { message, .. }) => Err(RpcError::bad_request(format!(
-            "the transaction was rejected by network rules.\n\n{message}\n[{raw_hex}]"
-        ))),
-        Err(e) => Err(daemon_error(&e)),
-    }
-}
-
-/// Returned instead of the txid to Electrum clients older than 3.3.3, which have a known
-/// phishing weakness.
-const OUTDATED_CLIENT_WARNING: &str = "<br/><br/>Your transaction was broadcast, but this \
-     Electrum version is outdated and vulnerable to phishing attacks. Please upgrade to Electrum \
-     3.3.3 or later from the official site.<br/><br/>";
-
-fn package_summary(result: &Value) -> Value {
-    let success = result.get("package_msg").and_then(Value::as_str) == Some("success");
-    let mut out = Map::new();
-    out.insert("success".into(), Value::Bool(success));
-    // Bitcoin Core keys tx-results by wtxid; a list is accepted too.
-    let results: Vec<&Value> = match result.get("tx-results") {
-        Some(Value::Object(map)) => map.values().collect(),
-        Some(Value::Array(list)) => list.iter().collect(),
-        _ => Vec::new(),
-    };
-    let errors: Vec<Value> = Some(results)
-        .map(|results| {
-            results
-                .into_iter()
-                .filter_map(|r| {
-                    let error = r.get("error").and_then(Value::as_str)?;
-                    (!error.is_empty()).then(|| {
-                        json!({"txid": r.get("txid").cloned().unwrap_or(Value::Null),
-                               "error": error})
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if !errors.is_empty() {
-        out.insert("errors".into(), Value::Array(errors));
-    }
-    Value::Object(out)
-}
-
-fn testmempoolaccept_summary(result: &Value) -> Value {
-    let items = result.as_array().cloned().unwrap_or_default();
-    Value::Array(
-        items
-            .iter()
-            .map(|item| {
-                let mut out = Map::new();
-                out.insert(
-                    "txid".into(),
-                    item.get("txid").cloned().unwrap_or(Value::Null),
-                );
-                out.insert(
-                    "wtxid".into(),
-                    item.get("wtxid").cloned().unwrap_or(Value::Null),
-                );
-                if let Some(allowed) = item.get("allowed").and_then(Value::as_bool) {
-                    out.insert("allowed".into(), Value::Bool(allowed));
-                }
-                let reason = ["package-error", "reject-details", "reject-reason"]
-                    .iter()
-                    .filter_map(|k| item.get(*k).and_then(Value::as_str))
-                    .find(|s| !s.is_empty());
-                if let Some(r) = reason {
-                    out.insert("reason".into(), Value::from(r));
-                }
-                Value::Object(out)
-            })
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fee_targets_are_bucketed_like_bitcoin_core() {
-        for (n, t) in [
-            (0, 1),
-            (1, 1),
-            (2, 2),
-            (12, 12),
-            (13, 12),
-            (25, 25),
-            (27, 26),
-            (48, 48),
-            (49, 48),
-            (50, 48),
-            (100, 96),
-            (1008, 1008),
-            (5000, 1008),
-        ] {
-            assert_eq!(bucket_target(n), t, "{n}");
-        }
-    }
 
     #[test]
     fn method_tables_follow_the_versions() {
@@ -1067,26 +672,6 @@ mod tests {
         assert!(signature("blockchain.transaction.broadcast_package", &v("1.5")).is_none());
         assert!(signature("blockchain.outpoint.subscribe", &v("1.7.0")).is_some());
         assert!(signature("blockchain.address.get_history", &v("1.7")).is_none());
-    }
-
-    #[test]
-    fn package_and_testmempoolaccept_summaries() {
-        let r = json!({"package_msg": "transaction failed", "tx-results": {
-            "w1": {"txid": "t1", "error": "insufficient fee"}, "w2": {"txid": "t2"}}});
-        assert_eq!(
-            package_summary(&r),
-            json!({"success": false, "errors": [{"txid": "t1", "error": "insufficient fee"}]})
-        );
-        assert_eq!(
-            package_summary(&json!({"package_msg": "success"})),
-            json!({"success": true})
-        );
-        let t = json!([{"txid": "a", "wtxid": "b", "allowed": false, "reject-reason": "missing-inputs",
-                        "reject-details": ""}]);
-        assert_eq!(
-            testmempoolaccept_summary(&t).to_string(),
-            r#"[{"txid":"a","wtxid":"b","allowed":false,"reason":"missing-inputs"}]"#
-        );
     }
 
     #[test]

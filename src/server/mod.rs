@@ -9,6 +9,8 @@
 //! through the two traits, and never names a concrete coin.
 
 mod cost;
+mod discovery;
+mod handlers;
 mod json;
 mod methods;
 mod notify;
@@ -190,6 +192,14 @@ pub struct SessionInfo {
     pub protocol_version: Option<String>,
     /// script and outpoint subscriptions (headers count as one)
     pub subscriptions: usize,
+    /// script subscriptions
+    pub script_subs: usize,
+    /// outpoint subscriptions
+    pub outpoint_subs: usize,
+    /// the cost group (source subnet), `None` for private addresses
+    pub group: Option<String>,
+    /// transactions broadcast successfully
+    pub txs_sent: u64,
     /// current decayed cost
     pub cost: f64,
     /// bytes received
@@ -212,6 +222,7 @@ pub(crate) struct Shared {
     pub groups: cost::Groups,
     pub peers: PeerList,
     pub caches: methods::Caches,
+    pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
     pub next_id: AtomicU64,
     pub session_count: watch::Sender<usize>,
@@ -245,6 +256,7 @@ impl Server {
             groups: cost::Groups::default(),
             peers,
             caches: methods::Caches::default(),
+            request_counts: Default::default(),
             tls,
             next_id: AtomicU64::new(1),
             session_count: watch::channel(0).0,
@@ -348,6 +360,29 @@ impl ServerHandle {
         &self.shared.peers
     }
 
+    /// Verifies every known peer (PROTOCOL.md §7) and records the outcomes; peers that fail
+    /// are no longer served by `server.peers.subscribe`. Returns `(host, outcome)` pairs.
+    pub async fn verify_peers(&self) -> Vec<(String, Result<(), String>)> {
+        let mut outcomes = Vec::new();
+        for peer in self.shared.peers.entries() {
+            let outcome = discovery::verify(&self.shared, &peer).await;
+            if let Err(why) = &outcome {
+                tracing::info!(host = %peer.host, reason = %why, "peer failed verification");
+            }
+            self.shared.peers.set_verified(
+                &peer.host,
+                outcome.clone().map(|()| std::time::SystemTime::now()),
+            );
+            outcomes.push((peer.host.clone(), outcome));
+        }
+        outcomes
+    }
+
+    /// Requests served so far per method (known methods only), for metrics and `getinfo`.
+    pub fn request_counts(&self) -> HashMap<String, u64> {
+        self.shared.request_counts.lock().clone()
+    }
+
     /// Counts of sessions per listener kind, for metrics.
     pub fn session_counts(&self) -> HashMap<ServiceKind, usize> {
         let mut counts = HashMap::new();
@@ -377,5 +412,33 @@ impl ServerHandle {
         }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    #[test]
+    fn from_config_takes_the_operators_settings() {
+        let raw = RawConfig::defaults().with_flags([
+            (
+                "services",
+                "tcp://:50001,ws://[::1]:50003,rpc://".to_string(),
+            ),
+            ("max_send", "8100000".to_string()),
+            ("donation_address", "bc1qdonate".to_string()),
+            ("cost_soft_limit", "500".to_string()),
+        ]);
+        let config = Config::from_raw(&raw).expect("valid config");
+        let server = ServerConfig::from_config(&config);
+        assert_eq!(server.services.len(), 3);
+        assert_eq!(server.limits.cost_soft_limit, 500.0);
+        assert_eq!(server.donation_address, "bc1qdonate");
+        // floor((8,100,000 - 100) / 99) = 81,817 (§6.2).
+        assert_eq!(server.history_limit(), 81_817);
+        assert!(server.pad_tcp && server.reload_tls_on_sighup);
+        assert!(!ServerConfig::default().pad_tcp);
     }
 }

@@ -29,6 +29,8 @@ pub struct PeerEntry {
     pub tcp_port: Option<u16>,
     /// where it came from (`config`, `add_peer`, `admin`)
     pub source: &'static str,
+    /// the outcome of the last verification (§7): `Some(Ok(when))` or `Some(Err(why))`
+    pub verified: Option<Result<std::time::SystemTime, String>>,
 }
 
 impl PeerEntry {
@@ -49,6 +51,7 @@ impl PeerEntry {
             ssl_port: None,
             tcp_port: None,
             source,
+            verified: None,
         };
         for part in parts {
             let (letter, rest) = part.split_at(1);
@@ -118,9 +121,29 @@ impl PeerList {
         self.peers.lock().clone()
     }
 
-    /// The `server.peers.subscribe` answer.
+    /// The `server.peers.subscribe` answer: every peer not found bad by its last
+    /// verification.
     pub fn subscribe_result(&self) -> Value {
-        Value::Array(self.peers.lock().iter().map(PeerEntry::to_triple).collect())
+        Value::Array(
+            self.peers
+                .lock()
+                .iter()
+                .filter(|p| !matches!(p.verified, Some(Err(_))))
+                .map(PeerEntry::to_triple)
+                .collect(),
+        )
+    }
+
+    /// Records the outcome of verifying `host`.
+    pub fn set_verified(&self, host: &str, outcome: Result<std::time::SystemTime, String>) {
+        if let Some(p) = self
+            .peers
+            .lock()
+            .iter_mut()
+            .find(|p| p.host.eq_ignore_ascii_case(host))
+        {
+            p.verified = Some(outcome);
+        }
     }
 
     /// The rate-limit bucket of a host: its last two DNS labels, one shared bucket for IP
@@ -189,6 +212,7 @@ impl PeerList {
             ssl_port: port("ssl_port"),
             tcp_port: port("tcp_port"),
             source: "add_peer",
+            verified: None,
         });
         true
     }
