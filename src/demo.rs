@@ -201,6 +201,8 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| temp.path().join("db"));
     config.network = "regtest".into();
+    // A demo answers at once; padding (parity with ElectrumX) delays small replies.
+    config.pad_tcp = false;
     if !config
         .services
         .iter()

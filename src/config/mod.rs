@@ -325,6 +325,8 @@ pub struct Config {
     pub banner_file: Option<PathBuf>,
     /// donation address
     pub donation_address: String,
+    /// pad TCP/SSL output (PROTOCOL.md §1.3)
+    pub pad_tcp: bool,
     /// peer discovery
     pub peer_discovery: PeerDiscovery,
     /// announce to peers
@@ -407,6 +409,7 @@ impl Config {
             },
             banner_file: raw.parse("banner_file")?,
             donation_address: raw.parse("donation_address")?.unwrap_or_default(),
+            pad_tcp: raw.required("pad_tcp")?,
             peer_discovery: raw.required("peer_discovery")?,
             peer_announce: parse_bool(raw, "peer_announce")?,
             tor_proxy,

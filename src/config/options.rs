@@ -85,6 +85,8 @@ options! {
         "File whose text server.banner returns.";
     "donation_address", ["DONATION_ADDRESS"], "donation-address", Some(""),
         "Address server.donation_address returns.";
+    "pad_tcp", ["PAD_TCP"], "pad-tcp", Some("true"),
+        "Pad TCP/SSL replies against traffic analysis as ElectrumX does (small replies may wait up to 1 s).";
     "peer_discovery", ["PEER_DISCOVERY"], "peer-discovery", Some("on"),
         "Peer discovery: on, off or self (off on regtest whatever this says).";
     "peer_announce", ["PEER_ANNOUNCE"], "peer-announce", Some("true"),

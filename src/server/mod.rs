@@ -161,7 +161,7 @@ impl ServerConfig {
             ssl_keyfile: config.ssl_keyfile.clone(),
             reload_tls_on_sighup: true,
             // ElectrumX pads every TCP/TLS connection; so do we, for parity.
-            pad_tcp: true,
+            pad_tcp: config.pad_tcp,
             tls_watch_interval: Some(Duration::from_secs(60)),
             banner_file: config.banner_file.clone(),
             donation_address: config.donation_address.clone(),
