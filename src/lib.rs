@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod index;
 pub mod metrics;
 mod output;
+pub mod peers;
 pub mod query;
 pub mod simulator;
 pub mod store_factory;
