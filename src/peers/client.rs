@@ -243,7 +243,11 @@ impl Session {
 
     /// Sends one request and waits for its answer, skipping notifications (a headers
     /// subscription may notify at any time) and answers to other ids.
-    pub async fn request(&mut self, method: &'static str, params: Value) -> Result<Value, PeerError> {
+    pub async fn request(
+        &mut self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<Value, PeerError> {
         self.next_id += 1;
         let id = self.next_id;
         let mut line = serde_json::to_vec(&json!({
@@ -274,7 +278,10 @@ impl Session {
                         .and_then(Value::as_str)
                         .map(String::from)
                         .unwrap_or_else(|| error.to_string());
-                    return Err(PeerError::Rpc { method, message: text });
+                    return Err(PeerError::Rpc {
+                        method,
+                        message: text,
+                    });
                 }
                 return Ok(message.get("result").cloned().unwrap_or(Value::Null));
             }

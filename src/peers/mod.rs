@@ -376,9 +376,7 @@ impl PeerManager {
                 .filter(|p| self.is_due(p, now))
                 .map(|p| p.advert.clone())
                 .collect();
-            state
-                .in_flight
-                .extend(due.iter().map(|a| a.host.clone()));
+            state.in_flight.extend(due.iter().map(|a| a.host.clone()));
             due
         };
         if due.is_empty() {
@@ -538,10 +536,9 @@ impl PeerManager {
             let now = Instant::now();
             // Any call, accepted or not, closes its bucket for everyone for a while.
             let bucket = add_peer_bucket(&host);
-            let recent = state
-                .add_peer_calls
-                .get(&bucket)
-                .is_some_and(|t| now.saturating_duration_since(*t) < self.settings.add_peer_interval);
+            let recent = state.add_peer_calls.get(&bucket).is_some_and(|t| {
+                now.saturating_duration_since(*t) < self.settings.add_peer_interval
+            });
             state.add_peer_calls.insert(bucket, now);
             // Old buckets would otherwise pile up forever.
             let interval = self.settings.add_peer_interval;
@@ -581,7 +578,7 @@ impl PeerManager {
         let Some(advert) = Advert::from_features(features, &host) else {
             return false;
         };
-        let accepted = self.add_candidate(advert, PeerSource::AddPeer(caller));
+        let accepted = self.add_candidate(advert, PeerSource::AddPeer(caller), false);
         if accepted {
             info!(%caller, host, "server.add_peer accepted");
         }
@@ -591,10 +588,9 @@ impl PeerManager {
     /// Admin `add_peer`: adds a peer from its real name (`host v1.7 s50002 t50001`) and
     /// schedules a check.
     pub fn add_peer_real_name(&self, real_name: &str) -> Result<(), AdminError> {
-        let advert = Advert::from_real_name(real_name, self.settings.default_ports).ok_or_else(
-            || AdminError::BadArgument(format!("bad peer real name '{real_name}'")),
-        )?;
-        if self.add_candidate(advert, PeerSource::Config) {
+        let advert = Advert::from_real_name(real_name, self.settings.default_ports)
+            .ok_or_else(|| AdminError::BadArgument(format!("bad peer real name '{real_name}'")))?;
+        if self.add_candidate(advert, PeerSource::Config, true) {
             Ok(())
         } else {
             Err(AdminError::Unavailable("the peer table is full".into()))
@@ -602,13 +598,15 @@ impl PeerManager {
     }
 
     /// Adds a new peer, or makes a known one due for a check with the ports now advertised.
-    /// False when the table is full.
-    fn add_candidate(&self, advert: Advert, source: PeerSource) -> bool {
+    /// Only the operator (`forgive`) can have a bad peer checked again: a client's
+    /// `server.add_peer` must not make us re-check a peer on another chain. False when the
+    /// table is full.
+    fn add_candidate(&self, advert: Advert, source: PeerSource, forgive: bool) -> bool {
         let mut state = self.state.lock();
         let len = state.peers.len();
         match state.peers.get_mut(&advert.host) {
             Some(peer) => {
-                if !peer.is_self() {
+                if !peer.is_self() && (forgive || !peer.bad) {
                     peer.advert = advert;
                     peer.bad = false;
                     peer.last_try = None;
@@ -641,7 +639,13 @@ impl PeerManager {
             PeerDiscovery::Off => return Value::Array(out),
             // Without discovery nothing can be verified, our own identities included.
             PeerDiscovery::SelfOnly => {
-                out.extend(state.peers.values().filter(|p| p.is_self()).map(Peer::triple));
+                out.extend(
+                    state
+                        .peers
+                        .values()
+                        .filter(|p| p.is_self())
+                        .map(Peer::triple),
+                );
                 return Value::Array(out);
             }
             PeerDiscovery::On => {}
@@ -653,18 +657,15 @@ impl PeerManager {
             .iter()
             .copied()
             .filter(|p| !p.is_self() && !is_onion(&p.advert.host))
-            .filter(|p| {
-                self.settings.allow_private || p.ip.is_none_or(is_public)
-            })
+            .filter(|p| self.settings.allow_private || p.ip.is_none_or(is_public))
             .collect();
         clearnet.shuffle(&mut rng);
         let mut per_group: HashMap<String, usize> = HashMap::new();
         let mut selected = 0usize;
         for p in clearnet {
-            let group = p
-                .ip
-                .map(subnet_group)
-                .unwrap_or_else(|| p.advert.host.clone());
+            let group =
+                p.ip.map(subnet_group)
+                    .unwrap_or_else(|| p.advert.host.clone());
             let n = per_group.entry(group).or_default();
             if *n < 2 {
                 *n += 1;

@@ -250,11 +250,7 @@ impl Peer {
 
     /// Verified within `window`.
     pub fn is_good(&self, window: Duration) -> bool {
-        !self.bad
-            && self.try_count == 0
-            && self
-                .last_good
-                .is_some_and(|s| s.at.elapsed() <= window)
+        !self.bad && self.try_count == 0 && self.last_good.is_some_and(|s| s.at.elapsed() <= window)
     }
 
     pub fn status(&self, window: Duration) -> PeerStatus {

@@ -115,9 +115,15 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, fake: Fa
         }
         let reply = match fake.answer(&method, &request["params"]) {
             Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": request["id"]}),
-            Err(message) => json!({"jsonrpc": "2.0", "error": {"code": 1, "message": message}, "id": request["id"]}),
+            Err(message) => {
+                json!({"jsonrpc": "2.0", "error": {"code": 1, "message": message}, "id": request["id"]})
+            }
         };
-        if write.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+        if write
+            .write_all(format!("{reply}\n").as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -202,7 +208,10 @@ fn status_of(m: &PeerManager, host: &str) -> Option<PeerInfo> {
 async fn good_peer_is_verified_and_served_in_the_4_29_shape() {
     let (addr, _) = tcp_fake("127.0.0.2", |_| {}).await;
     let m = manager(settings(vec![format!("127.0.0.2 t{}", addr.port())]));
-    assert_eq!(status_of(&m, "127.0.0.2").unwrap().status, PeerStatus::Never);
+    assert_eq!(
+        status_of(&m, "127.0.0.2").unwrap().status,
+        PeerStatus::Never
+    );
     assert_eq!(m.peers_subscribe_result(), json!([]));
 
     m.check_due_peers().await;
@@ -215,7 +224,11 @@ async fn good_peer_is_verified_and_served_in_the_4_29_shape() {
     assert!(info.last_good.is_some() && info.try_count == 0);
     assert_eq!(
         m.peers_subscribe_result(),
-        json!([["127.0.0.2", "127.0.0.2", ["v1.7.0", format!("t{}", addr.port())]]])
+        json!([[
+            "127.0.0.2",
+            "127.0.0.2",
+            ["v1.7.0", format!("t{}", addr.port())]
+        ]])
     );
     assert_eq!(m.counts()["good"], 1);
 }
@@ -241,6 +254,19 @@ async fn peer_with_another_genesis_is_bad() {
     // A bad peer is not checked again.
     m.check_due_peers().await;
     assert_eq!(status_of(&m, "127.0.0.2").unwrap().try_count, 1);
+    // Nor after a client's server.add_peer for it...
+    let caller = Some("127.0.0.2".parse().unwrap());
+    let features = json!({"hosts": {"127.0.0.2": {"tcp_port": addr.port()}}});
+    assert!(m.add_peer_request(caller, &features).await);
+    m.check_due_peers().await;
+    let info = status_of(&m, "127.0.0.2").unwrap();
+    assert_eq!((info.status, info.try_count), (PeerStatus::Bad, 1));
+    // ...but the operator's add_peer has it checked again.
+    m.add_peer_real_name(&format!("127.0.0.2 t{}", addr.port()))
+        .unwrap();
+    m.check_due_peers().await;
+    let info = status_of(&m, "127.0.0.2").unwrap();
+    assert_eq!((info.status, info.try_count), (PeerStatus::Bad, 2));
 }
 
 #[tokio::test]
@@ -365,9 +391,9 @@ async fn failing_peers_back_off_and_are_forgotten() {
 #[tokio::test]
 async fn tls_peer_with_self_signed_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["peer.invalid".to_string()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-        rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()),
-    );
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.key_pair.serialize_der(),
+    ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -388,7 +414,11 @@ async fn tls_peer_with_self_signed_certificate() {
     assert_eq!(info.status, PeerStatus::Good, "{info:?}");
     assert_eq!(
         m.peers_subscribe_result(),
-        json!([["127.0.0.2", "127.0.0.2", ["v1.7.0", format!("s{}", addr.port())]]])
+        json!([[
+            "127.0.0.2",
+            "127.0.0.2",
+            ["v1.7.0", format!("s{}", addr.port())]
+        ]])
     );
 }
 
@@ -396,10 +426,7 @@ async fn tls_peer_with_self_signed_certificate() {
 async fn ssl_failure_falls_back_to_tcp() {
     // The "ssl" port speaks plain TCP, so the handshake fails and the TCP port is used.
     let (addr, _) = tcp_fake("127.0.0.2", |_| {}).await;
-    let m = manager(settings(vec![format!(
-        "127.0.0.2 s{0} t{0}",
-        addr.port()
-    )]));
+    let m = manager(settings(vec![format!("127.0.0.2 s{0} t{0}", addr.port())]));
     m.check_due_peers().await;
     assert_eq!(status_of(&m, "127.0.0.2").unwrap().status, PeerStatus::Good);
 }
@@ -501,11 +528,18 @@ async fn announces_itself_to_peers_that_do_not_list_it() {
     assert_eq!(status_of(&m, "127.0.0.2").unwrap().status, PeerStatus::Good);
     let calls = fake.add_peer_calls.lock().clone();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0]["hosts"], json!({"me.invalid": {"tcp_port": 50001}}));
+    assert_eq!(
+        calls[0]["hosts"],
+        json!({"me.invalid": {"tcp_port": 50001}})
+    );
     assert_eq!(calls[0]["genesis_hash"], GENESIS);
     assert_eq!(
         m.peers_subscribe_result(),
-        json!([["127.0.0.2", "127.0.0.2", ["v1.7.0", format!("t{}", addr.port())]]])
+        json!([[
+            "127.0.0.2",
+            "127.0.0.2",
+            ["v1.7.0", format!("t{}", addr.port())]
+        ]])
     );
 }
 
@@ -533,26 +567,47 @@ async fn add_peer_is_rate_limited_and_checked_against_the_caller() {
     let local: Option<IpAddr> = Some("127.0.0.1".parse().unwrap());
     let m = manager(settings(Vec::new()));
     // Refusals that do not even reach a bucket.
-    assert!(!m.add_peer_request(None, &features_for("a.example", 1)).await);
+    assert!(
+        !m.add_peer_request(None, &features_for("a.example", 1))
+            .await
+    );
     assert!(!m.add_peer_request(local, &json!({"hosts": {}})).await);
     assert!(!m.add_peer_request(local, &json!({})).await);
 
     // localhost resolves to the caller: accepted, and its bucket is then closed for everyone.
-    assert!(m.add_peer_request(local, &features_for("localhost", 50001)).await);
-    assert_eq!(status_of(&m, "localhost").unwrap().source, "add_peer 127.0.0.1");
-    assert!(!m.add_peer_request(local, &features_for("localhost", 50002)).await);
+    assert!(
+        m.add_peer_request(local, &features_for("localhost", 50001))
+            .await
+    );
+    assert_eq!(
+        status_of(&m, "localhost").unwrap().source,
+        "add_peer 127.0.0.1"
+    );
+    assert!(
+        !m.add_peer_request(local, &features_for("localhost", 50002))
+            .await
+    );
 
     // All IP literals share one bucket.
     let two = Some("127.0.0.2".parse().unwrap());
     let three = Some("127.0.0.3".parse().unwrap());
     assert!(m.add_peer_request(two, &features_for("127.0.0.2", 1)).await);
-    assert!(!m.add_peer_request(three, &features_for("127.0.0.3", 1)).await);
+    assert!(
+        !m.add_peer_request(three, &features_for("127.0.0.3", 1))
+            .await
+    );
 
     // A host that does not resolve to the caller is refused, and still closes its bucket.
     let m = manager(settings(Vec::new()));
     let other = Some("10.1.2.3".parse().unwrap());
-    assert!(!m.add_peer_request(other, &features_for("localhost", 50001)).await);
-    assert!(!m.add_peer_request(local, &features_for("localhost", 50001)).await);
+    assert!(
+        !m.add_peer_request(other, &features_for("localhost", 50001))
+            .await
+    );
+    assert!(
+        !m.add_peer_request(local, &features_for("localhost", 50001))
+            .await
+    );
     assert!(status_of(&m, "localhost").is_none());
 
     // Onion hosts: one admission, then the random window is closed (up to an hour here).
@@ -566,7 +621,10 @@ async fn add_peer_is_rate_limited_and_checked_against_the_caller() {
         let mut s = settings(Vec::new());
         s.mode = mode;
         let m = manager(s);
-        assert!(!m.add_peer_request(local, &features_for("localhost", 50001)).await);
+        assert!(
+            !m.add_peer_request(local, &features_for("localhost", 50001))
+                .await
+        );
     }
 }
 
@@ -575,7 +633,10 @@ async fn add_peer_candidates_get_checked() {
     let (addr, _) = tcp_fake("127.0.0.1", |f| f.host = "localhost".into()).await;
     let m = manager(settings(Vec::new()));
     let caller = Some("127.0.0.1".parse().unwrap());
-    assert!(m.add_peer_request(caller, &features_for("localhost", addr.port())).await);
+    assert!(
+        m.add_peer_request(caller, &features_for("localhost", addr.port()))
+            .await
+    );
     m.check_due_peers().await;
     assert_eq!(status_of(&m, "localhost").unwrap().status, PeerStatus::Good);
 }
@@ -625,9 +686,12 @@ async fn discovery_off_serves_nothing_and_self_serves_ourselves() {
     let m = manager(s);
     assert_eq!(m.peers_subscribe_result(), json!([]));
     // The task returns at once when discovery is off.
-    tokio::time::timeout(Duration::from_secs(1), m.clone().run(std::future::pending()))
-        .await
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        m.clone().run(std::future::pending()),
+    )
+    .await
+    .unwrap();
 }
 
 #[test]
@@ -648,9 +712,16 @@ fn real_names_triples_and_features_parse() {
 
     let f = json!({"hosts": {"E.example": {"tcp_port": 1, "ssl_port": "2"}}, "pruning": 5});
     let a = Advert::from_features(&f, "e.example").unwrap();
-    assert_eq!((a.tcp_port, a.ssl_port, a.pruning), (Some(1), Some(2), Some(5)));
+    assert_eq!(
+        (a.tcp_port, a.ssl_port, a.pruning),
+        (Some(1), Some(2), Some(5))
+    );
     assert!(Advert::from_features(&f, "other.example").is_none());
-    assert!(Advert::from_features(&json!({"hosts": {"e.example": {"tcp_port": 0}}}), "e.example").is_none());
+    assert!(Advert::from_features(
+        &json!({"hosts": {"e.example": {"tcp_port": 0}}}),
+        "e.example"
+    )
+    .is_none());
 }
 
 #[test]

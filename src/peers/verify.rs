@@ -102,8 +102,7 @@ async fn verify_route(
     }
     // A peer must describe the host we reached it by; otherwise its advertised ports cannot be
     // trusted to belong to it.
-    let mut checked =
-        Advert::from_features(&features, &advert.host).ok_or(PeerError::NotListed)?;
+    let mut checked = Advert::from_features(&features, &advert.host).ok_or(PeerError::NotListed)?;
     if checked.protocol_max.is_none() {
         checked.protocol_max = advert.protocol_max.clone();
     }
@@ -146,11 +145,7 @@ async fn check_chain(session: &mut Session, cx: &Context<'_>) -> Result<(), Peer
         return Err(PeerError::TipTooFar { ours, theirs });
     }
     let height = ours.min(theirs).saturating_sub(CHECK_DEPTH);
-    let local = cx
-        .chain
-        .header(height)
-        .await
-        .ok_or(PeerError::LocalChain)?;
+    let local = cx.chain.header(height).await.ok_or(PeerError::LocalChain)?;
     let answer = session
         .request("blockchain.block.header", json!([height]))
         .await?;
