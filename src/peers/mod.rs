@@ -128,6 +128,9 @@ pub trait LocalChain: Send + Sync {
     async fn header(&self, height: u32) -> Option<Vec<u8>>;
 }
 
+/// New peers taken from one `server.peers.subscribe` answer at most.
+const LEARN_PER_ANSWER: usize = 2;
+
 /// The protocol server's query interface is a [`LocalChain`].
 pub struct QueryChain(pub Arc<dyn ChainQuery>);
 
@@ -175,8 +178,12 @@ pub struct PeerSettings {
     pub recheck_after: Duration,
     /// the wait after a first failure; doubled per further failure
     pub retry_base: Duration,
-    /// consecutive failures after which a peer is forgotten
+    /// consecutive failures after which a peer that was never good is forgotten
     pub max_failures: u32,
+    /// consecutive failures after which a peer that was good once is forgotten
+    pub max_failures_once_good: u32,
+    /// how long a bad peer is remembered (and so not checked again when peers mention it)
+    pub forget_bad_after: Duration,
     /// peers kept at most; new ones are ignored beyond this
     pub max_peers: usize,
     /// checks running at once
@@ -214,9 +221,12 @@ impl PeerSettings {
             client_name: "ElectrumX 2.0.0".into(),
             allow_private: false,
             good_window: Duration::from_secs(3 * 3600),
-            recheck_after: Duration::from_secs(3600),
+            // Just before a good peer would turn stale, as ElectrumX does.
+            recheck_after: Duration::from_secs(3 * 3600 - 600),
             retry_base: Duration::from_secs(600),
-            max_failures: 5,
+            max_failures: 3,
+            max_failures_once_good: 10,
+            forget_bad_after: Duration::from_secs(24 * 3600),
             max_peers: 1000,
             max_concurrent: 8,
             wakeup: Duration::from_secs(300),
@@ -367,6 +377,16 @@ impl PeerManager {
         let due: Vec<Advert> = {
             let mut state = self.state.lock();
             let now = Instant::now();
+            let keep_bad = self.settings.forget_bad_after;
+            state.peers.retain(|host, p| {
+                let keep = !p.bad
+                    || p.last_try
+                        .is_none_or(|t| now.saturating_duration_since(t.at) < keep_bad);
+                if !keep {
+                    debug!(host, "forgetting bad peer");
+                }
+                keep
+            });
             let can_proxy = self.settings.tor_proxy.is_some();
             let due: Vec<Advert> = state
                 .peers
@@ -487,7 +507,12 @@ impl PeerManager {
             Err(e) => {
                 peer.try_count += 1;
                 peer.last_error = Some(e.to_string());
-                if peer.try_count >= self.settings.max_failures && !peer.is_self() {
+                let limit = if peer.last_good.is_some() {
+                    self.settings.max_failures_once_good
+                } else {
+                    self.settings.max_failures
+                };
+                if peer.try_count >= limit && !peer.is_self() {
                     info!(host, error = %e, tries = peer.try_count, "forgetting peer");
                     forget = true;
                 } else {
@@ -499,18 +524,31 @@ impl PeerManager {
         if forget {
             state.peers.remove(host);
         }
+        // Like ElectrumX, take at most two new peers per answer, at random, so that no peer can
+        // fill the table with its friends (or with made-up names).
+        let can_proxy = self.settings.tor_proxy.is_some();
+        let mut fresh: Vec<Advert> = learned
+            .into_iter()
+            .filter(|a| !state.peers.contains_key(&a.host))
+            .filter(|a| !is_onion(&a.host) || can_proxy)
+            .filter(|a| {
+                self.settings.allow_private
+                    || a.host
+                        .parse::<IpAddr>()
+                        .map_or(a.host != "localhost", is_public)
+            })
+            .collect();
+        fresh.shuffle(&mut rand::thread_rng());
         let mut added = 0;
-        for advert in learned {
+        for advert in fresh.into_iter().take(LEARN_PER_ANSWER) {
             if state.peers.len() >= self.settings.max_peers {
                 break;
             }
-            if !state.peers.contains_key(&advert.host) {
-                let source = PeerSource::Peer(host.to_string());
-                state
-                    .peers
-                    .insert(advert.host.clone(), Peer::new(advert, source));
-                added += 1;
-            }
+            let source = PeerSource::Peer(host.to_string());
+            state
+                .peers
+                .insert(advert.host.clone(), Peer::new(advert, source));
+            added += 1;
         }
         if added > 0 {
             debug!(host, added, "learnt peers");
@@ -661,7 +699,6 @@ impl PeerManager {
             .collect();
         clearnet.shuffle(&mut rng);
         let mut per_group: HashMap<String, usize> = HashMap::new();
-        let mut selected = 0usize;
         for p in clearnet {
             let group =
                 p.ip.map(subnet_group)
@@ -669,7 +706,6 @@ impl PeerManager {
             let n = per_group.entry(group).or_default();
             if *n < 2 {
                 *n += 1;
-                selected += 1;
                 out.push(p.triple());
             }
         }
@@ -679,7 +715,7 @@ impl PeerManager {
             .filter(|p| !p.is_self() && is_onion(&p.advert.host))
             .collect();
         onions.shuffle(&mut rng);
-        let onion_limit = if via_tor { 50 } else { (selected / 4).max(10) };
+        let onion_limit = if via_tor { 50 } else { (out.len() / 4).max(10) };
         out.extend(onions.into_iter().take(onion_limit).map(Peer::triple));
         Value::Array(out)
     }

@@ -46,6 +46,8 @@ struct Fake {
     fork_at: Option<u32>,
     peers: Value,
     add_peer_calls: Arc<Mutex<Vec<Value>>>,
+    /// when set, connections are closed at once
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Fake {
@@ -59,6 +61,7 @@ impl Fake {
             fork_at: None,
             peers: json!([]),
             add_peer_calls: Arc::default(),
+            down: Arc::default(),
         }
     }
 
@@ -142,6 +145,9 @@ async fn spawn_fake(
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let fake = served.clone();
+            if fake.down.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
             let tls = tls.clone();
             tokio::spawn(async move {
                 match tls {
@@ -187,6 +193,8 @@ fn settings(peers: Vec<String>) -> PeerSettings {
         recheck_after: Duration::from_secs(3600),
         retry_base: Duration::from_millis(150),
         max_failures: 3,
+        max_failures_once_good: 10,
+        forget_bad_after: Duration::from_secs(3600),
         max_peers: 100,
         max_concurrent: 4,
         wakeup: Duration::from_millis(50),
@@ -270,6 +278,21 @@ async fn peer_with_another_genesis_is_bad() {
 }
 
 #[tokio::test]
+async fn bad_peers_are_forgotten_after_a_while() {
+    let (addr, _) = tcp_fake("127.0.0.2", |f| f.genesis = "11".repeat(32)).await;
+    let mut s = settings(vec![format!("127.0.0.2 t{}", addr.port())]);
+    s.forget_bad_after = Duration::from_millis(100);
+    let m = manager(s);
+    m.check_due_peers().await;
+    assert_eq!(status_of(&m, "127.0.0.2").unwrap().status, PeerStatus::Bad);
+    m.check_due_peers().await;
+    assert!(status_of(&m, "127.0.0.2").is_some());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    m.check_due_peers().await;
+    assert!(status_of(&m, "127.0.0.2").is_none());
+}
+
+#[tokio::test]
 async fn peer_whose_header_disagrees_is_bad() {
     // Forked 5 blocks below the tip: the compared height (tip - 10) is still shared...
     let (near, _) = tcp_fake("127.0.0.2", |f| f.fork_at = Some(TIP - 5)).await;
@@ -328,6 +351,59 @@ async fn peers_learnt_from_peers_subscribe_are_verified() {
     assert_eq!(status_of(&m, "127.0.0.3").unwrap().status, PeerStatus::Good);
     let served = m.peers_subscribe_result();
     assert_eq!(served.as_array().unwrap().len(), 2, "{served}");
+}
+
+#[tokio::test]
+async fn only_two_new_peers_are_taken_from_one_answer() {
+    let (a, _) = tcp_fake("127.0.0.2", |f| {
+        f.peers = json!((1..=6)
+            .map(|i| json!([format!("10.0.0.{i}"), format!("p{i}.test"), ["v1.7.0", "t"]]))
+            .chain([json!(["127.0.0.9", "127.0.0.9", ["t1"]])])
+            .collect::<Vec<_>>())
+    })
+    .await;
+    let mut s = settings(vec![format!("127.0.0.2 t{}", a.port())]);
+    s.allow_private = false;
+    let m = manager(s);
+    m.check_due_peers().await;
+    let learnt: Vec<String> = m
+        .peers()
+        .into_iter()
+        .filter(|p| p.source == "peer 127.0.0.2")
+        .map(|p| p.host)
+        .collect();
+    assert_eq!(learnt.len(), 2, "{learnt:?}");
+    // A private address is never taken when private peers are not allowed.
+    assert!(learnt.iter().all(|h| h.ends_with(".test")), "{learnt:?}");
+}
+
+#[tokio::test]
+async fn peers_once_good_get_more_retries() {
+    let (addr, fake) = tcp_fake("127.0.0.2", |_| {}).await;
+    let mut s = settings(vec![format!("127.0.0.2 t{}", addr.port())]);
+    s.retry_base = Duration::from_millis(1);
+    s.recheck_after = Duration::ZERO;
+    let m = manager(s);
+    m.check_due_peers().await;
+    assert_eq!(status_of(&m, "127.0.0.2").unwrap().status, PeerStatus::Good);
+    fake.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut failures = Vec::new();
+    for _ in 0..200 {
+        m.check_due_peers().await;
+        match status_of(&m, "127.0.0.2") {
+            Some(p) => {
+                if failures.last() != Some(&p.try_count) {
+                    failures.push(p.try_count);
+                }
+                assert_ne!(p.status, PeerStatus::Good, "{p:?}");
+            }
+            None => break,
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Nine failures kept it (stale now), the tenth forgot it.
+    assert_eq!(failures, (1..=9).collect::<Vec<u32>>());
+    assert!(status_of(&m, "127.0.0.2").is_none());
 }
 
 #[tokio::test]

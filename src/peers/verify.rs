@@ -18,9 +18,9 @@ use super::{LocalChain, PeerError};
 const MAX_TIP_DIFFERENCE: u32 = 5;
 /// Headers compared this far below the lower tip, where a reorg is unlikely to disagree (§7).
 const CHECK_DEPTH: u32 = 10;
-/// Peers taken from one peer's `server.peers.subscribe` answer at most, so that one peer cannot
-/// flood the table.
-const MAX_LEARNED_PER_PEER: usize = 100;
+/// Entries of one `server.peers.subscribe` answer looked at, at most (the manager adds only a
+/// couple of new ones per answer; the rest only tell whether the peer knows us).
+const MAX_TRIPLES: usize = 1000;
 
 /// What a check needs from the manager.
 pub(crate) struct Context<'a> {
@@ -115,7 +115,7 @@ async fn verify_route(
         .iter()
         .filter_map(|t| Advert::from_triple(t, cx.default_ports))
         .filter(|a| a.host != advert.host)
-        .take(MAX_LEARNED_PER_PEER)
+        .take(MAX_TRIPLES)
         .collect();
 
     if let Some(ours) = cx.announce {
