@@ -357,7 +357,11 @@ impl PeerManager {
         );
         tokio::pin!(shutdown);
         loop {
-            self.check_due_peers().await;
+            // A round can take minutes against slow peers; shutdown must not wait for it.
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.check_due_peers() => {}
+            }
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(self.settings.wakeup) => {}

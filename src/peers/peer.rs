@@ -275,15 +275,25 @@ impl Peer {
         json!([address, self.advert.host, self.advert.feature_strings()])
     }
 
-    /// The admin view (`peers`).
+    /// The admin view (`peers`). `features` is always `server.features`-shaped with an entry
+    /// for the peer's own (lower-case) host, which the admin client's table reads; before a
+    /// check it holds what we were told.
     pub fn info(&self, window: Duration) -> PeerInfo {
-        let features = self.features.clone().unwrap_or_else(|| {
-            // Not verified yet: show what we were told, in real-name form.
-            json!(std::iter::once(self.advert.host.clone())
-                .chain(self.advert.feature_strings())
-                .collect::<Vec<_>>()
-                .join(" "))
-        });
+        let a = &self.advert;
+        let ports = json!({"tcp_port": a.tcp_port, "ssl_port": a.ssl_port});
+        let mut features = match &self.features {
+            Some(f @ Value::Object(_)) => f.clone(),
+            _ => json!({"hosts": {}, "pruning": a.pruning, "protocol_max": a.protocol_max}),
+        };
+        if let Some(map) = features.as_object_mut() {
+            let hosts = map.entry("hosts").or_insert_with(|| json!({}));
+            if !hosts.is_object() {
+                *hosts = json!({});
+            }
+            if let Some(hosts) = hosts.as_object_mut() {
+                hosts.insert(a.host.clone(), ports);
+            }
+        }
         PeerInfo {
             host: self.advert.host.clone(),
             features,

@@ -216,9 +216,12 @@ fn status_of(m: &PeerManager, host: &str) -> Option<PeerInfo> {
 async fn good_peer_is_verified_and_served_in_the_4_29_shape() {
     let (addr, _) = tcp_fake("127.0.0.2", |_| {}).await;
     let m = manager(settings(vec![format!("127.0.0.2 t{}", addr.port())]));
+    let before = status_of(&m, "127.0.0.2").unwrap();
+    assert_eq!(before.status, PeerStatus::Never);
+    // Before the check the admin view shows the advertised ports in server.features shape.
     assert_eq!(
-        status_of(&m, "127.0.0.2").unwrap().status,
-        PeerStatus::Never
+        before.features["hosts"]["127.0.0.2"],
+        json!({"tcp_port": addr.port(), "ssl_port": null})
     );
     assert_eq!(m.peers_subscribe_result(), json!([]));
 
@@ -229,6 +232,8 @@ async fn good_peer_is_verified_and_served_in_the_4_29_shape() {
     assert_eq!(info.ip_addr.as_deref(), Some("127.0.0.2"));
     assert_eq!(info.source, "config");
     assert_eq!(info.features["genesis_hash"], GENESIS);
+    assert_eq!(info.features["server_version"], "FakePeer 1.0");
+    assert_eq!(info.features["hosts"]["127.0.0.2"]["tcp_port"], addr.port());
     assert!(info.last_good.is_some() && info.try_count == 0);
     assert_eq!(
         m.peers_subscribe_result(),

@@ -80,8 +80,14 @@ async fn verify_route(
     route: &Route,
     cx: &Context<'_>,
 ) -> Result<Verified, PeerError> {
-    let (stream, ip) = connect(route, cx.tls, cx.timeout).await?;
-    let mut session = Session::new(stream, cx.timeout);
+    // Tor circuits are slow to build and slow to answer; ElectrumX allows them four times as long.
+    let timeout = if route.proxy.is_some() {
+        cx.timeout * 4
+    } else {
+        cx.timeout
+    };
+    let (stream, ip) = connect(route, cx.tls, timeout).await?;
+    let mut session = Session::new(stream, timeout);
 
     let version = session
         .request("server.version", json!([cx.client_name, ["1.4", "1.7.0"]]))
