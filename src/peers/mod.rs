@@ -441,11 +441,17 @@ impl PeerManager {
             .get(&advert.host)
             .is_some_and(Peer::is_self);
         let s = &self.settings;
-        let has_hosts = s
+        // Announcing a private address or localhost would only get us marked unreachable.
+        let has_public_host = s
             .our_features
             .get("hosts")
             .and_then(Value::as_object)
-            .is_some_and(|h| !h.is_empty());
+            .is_some_and(|hosts| {
+                hosts.keys().any(|h| {
+                    h.parse::<IpAddr>()
+                        .map_or(!h.eq_ignore_ascii_case("localhost"), is_public)
+                })
+            });
         let cx = verify::Context {
             client_name: &s.client_name,
             genesis_hash: &s.genesis_hash,
@@ -455,7 +461,7 @@ impl PeerManager {
             force_proxy: s.force_proxy,
             timeout: s.timeout,
             chain: self.chain.as_ref(),
-            announce: (s.announce && has_hosts && !is_self).then_some(&s.our_features),
+            announce: (s.announce && has_public_host && !is_self).then_some(&s.our_features),
         };
         verify::verify(advert, &cx).await
     }

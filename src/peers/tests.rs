@@ -625,6 +625,18 @@ async fn announces_itself_to_peers_that_do_not_list_it() {
 }
 
 #[tokio::test]
+async fn does_not_announce_a_private_address() {
+    let (addr, fake) = tcp_fake("127.0.0.2", |_| {}).await;
+    let mut s = settings(vec![format!("127.0.0.2 t{}", addr.port())]);
+    s.our_features = our_features(&["tcp://192.168.1.5:50001".parse().unwrap()], GENESIS);
+    s.announce = true;
+    let m = manager(s);
+    m.check_due_peers().await;
+    assert_eq!(status_of(&m, "127.0.0.2").unwrap().status, PeerStatus::Good);
+    assert!(fake.add_peer_calls.lock().is_empty());
+}
+
+#[tokio::test]
 async fn does_not_announce_to_peers_that_list_it() {
     let (addr, fake) = tcp_fake("127.0.0.2", |f| {
         f.peers = json!([["me.invalid", "me.invalid", ["v1.7.0", "t50001"]]])
