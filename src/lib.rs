@@ -13,6 +13,7 @@ pub mod demo;
 pub mod index;
 pub mod metrics;
 mod output;
+pub mod peers;
 pub mod query;
 pub mod server;
 pub mod simulator;

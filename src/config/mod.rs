@@ -331,8 +331,12 @@ pub struct Config {
     pub peer_discovery: PeerDiscovery,
     /// announce to peers
     pub peer_announce: bool,
+    /// extra peers to seed discovery with (ElectrumX real names), besides the coin's list
+    pub peers: Vec<String>,
     /// Tor proxy
     pub tor_proxy: Option<(String, u16)>,
+    /// reach every peer through the Tor proxy (ElectrumX's FORCE_PROXY)
+    pub force_proxy: bool,
     /// TLS certificate chain
     pub ssl_certfile: Option<PathBuf>,
     /// TLS key
@@ -412,7 +416,9 @@ impl Config {
             pad_tcp: raw.required("pad_tcp")?,
             peer_discovery: raw.required("peer_discovery")?,
             peer_announce: parse_bool(raw, "peer_announce")?,
+            peers: list("peers"),
             tor_proxy,
+            force_proxy: parse_bool(raw, "force_proxy")?,
             ssl_certfile: raw.parse("ssl_certfile")?,
             ssl_keyfile: raw.parse("ssl_keyfile")?,
             metrics_addr: raw.parse("metrics_addr")?,
@@ -423,6 +429,12 @@ impl Config {
             return Err(raw.invalid(
                 "services",
                 "ssl:// and wss:// services need ssl_certfile and ssl_keyfile",
+            ));
+        }
+        if config.force_proxy && config.tor_proxy.is_none() {
+            return Err(raw.invalid(
+                "force_proxy",
+                "needs tor_proxy_host: every peer connection goes through the proxy",
             ));
         }
         if config.limits.max_send < 350_000 {

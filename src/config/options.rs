@@ -91,10 +91,14 @@ options! {
         "Peer discovery: on, off or self (off on regtest whatever this says).";
     "peer_announce", ["PEER_ANNOUNCE"], "peer-announce", Some("true"),
         "Whether to announce this server to peers.";
+    "peers", ["ANODE_PEERS"], "peers", None,
+        "Extra peer servers to seed discovery with, comma-separated ElectrumX real names (`host s50002 t50001`), added to the coin's default list.";
     "tor_proxy_host", ["TOR_PROXY_HOST"], "tor-proxy-host", None,
-        "Tor SOCKS proxy host for onion peers.";
+        "Tor SOCKS5 proxy host for onion peers (no onion peers are checked when unset).";
     "tor_proxy_port", ["TOR_PROXY_PORT"], "tor-proxy-port", None,
-        "Tor SOCKS proxy port.";
+        "Tor SOCKS5 proxy port (default 9050 when tor_proxy_host is set).";
+    "force_proxy", ["FORCE_PROXY"], "force-proxy", Some("false"),
+        "Connect to every peer, not just onion peers, through the Tor proxy.";
     "ssl_certfile", ["SSL_CERTFILE"], "ssl-certfile", None,
         "PEM certificate chain for ssl:// and wss:// services.";
     "ssl_keyfile", ["SSL_KEYFILE"], "ssl-keyfile", None,

@@ -103,3 +103,27 @@ fn every_option_has_distinct_names_and_a_parseable_default() {
     }
     Config::from_raw(&RawConfig::defaults()).unwrap();
 }
+
+#[test]
+fn peer_options() {
+    let raw = RawConfig::defaults().with_env(env(&[
+        ("ANODE_PEERS", "a.example s t, b.example t50011"),
+        ("TOR_PROXY_HOST", "127.0.0.1"),
+        ("FORCE_PROXY", "yes"),
+    ]));
+    let config = Config::from_raw(&raw).unwrap();
+    assert_eq!(config.peers, ["a.example s t", "b.example t50011"]);
+    assert_eq!(config.tor_proxy, Some(("127.0.0.1".to_string(), 9050)));
+    assert!(config.force_proxy);
+    let defaults = Config::from_raw(&RawConfig::defaults()).unwrap();
+    assert!(defaults.peers.is_empty() && !defaults.force_proxy);
+    // Forcing the proxy without one would silently stop all peer checks.
+    let raw = RawConfig::defaults().with_env(env(&[("FORCE_PROXY", "1")]));
+    assert!(matches!(
+        Config::from_raw(&raw),
+        Err(ConfigError::Invalid {
+            key: "force_proxy",
+            ..
+        })
+    ));
+}
