@@ -42,6 +42,8 @@ pub struct Stack {
     pub server: Arc<Mutex<Option<ServerHandle>>>,
     /// metrics
     pub metrics: Arc<Metrics>,
+    /// peer discovery
+    pub peers: Arc<crate::peers::PeerManager>,
     shutdown: watch::Sender<bool>,
     index_task: Mutex<Option<JoinHandle<Result<(), SyncError>>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -183,6 +185,24 @@ impl Stack {
         )
         .await
         .context("starting the listeners")?;
+        let genesis_hex = hash_to_hex(&params.genesis_hash);
+        let settings = crate::peers::PeerSettings::from_config(
+            &config,
+            params,
+            crate::peers::our_features(&config.report_services, &genesis_hex),
+        );
+        let peers = crate::peers::PeerManager::new(
+            settings,
+            Arc::new(crate::peers::QueryChain(Arc::clone(&query))),
+        )
+        .context("peer discovery settings")?;
+        server.attach_peer_manager(Arc::clone(&peers));
+        let peers_task = {
+            let mut stop = shutdown_rx.clone();
+            tokio::spawn(Arc::clone(&peers).run(async move {
+                let _ = stop.wait_for(|v| *v).await;
+            }))
+        };
         let stack = Arc::new(Stack {
             coin: Arc::clone(&coin),
             daemon,
@@ -190,9 +210,10 @@ impl Stack {
             query: Arc::clone(&query),
             server: Arc::new(Mutex::new(Some(server))),
             metrics,
+            peers,
             shutdown,
             index_task: Mutex::new(index_task),
-            background: Mutex::new(Vec::new()),
+            background: Mutex::new(vec![peers_task]),
             admin: Mutex::new(None),
             metrics_server: Mutex::new(metrics_server),
         });
@@ -361,6 +382,7 @@ impl AdminApi for StackAdmin {
             "txs_sent": 0,
             "mempool_txs": stack.query.mempool_size(),
             "uptime": self.started.elapsed().as_secs(),
+            "peers": stack.peers.counts(),
         })
     }
 
@@ -412,42 +434,14 @@ impl AdminApi for StackAdmin {
     }
 
     async fn peers(&self) -> Vec<PeerInfo> {
-        let Ok(stack) = self.stack() else {
-            return Vec::new();
-        };
-        let server = stack.server.lock();
-        let Some(server) = server.as_ref() else {
-            return Vec::new();
-        };
-        server
-            .peers()
-            .entries()
-            .into_iter()
-            .map(|p| PeerInfo {
-                features: p.to_triple(),
-                source: p.source.to_string(),
-                ip_addr: p.ip.map(|ip| ip.to_string()),
-                host: p.host,
-                ..PeerInfo::default()
-            })
-            .collect()
+        match self.stack() {
+            Ok(stack) => stack.peers.peers(),
+            Err(_) => Vec::new(),
+        }
     }
 
     async fn add_peer(&self, real_name: &str) -> Result<(), AdminError> {
-        let stack = self.stack()?;
-        let server = stack.server.lock();
-        let server = server
-            .as_ref()
-            .ok_or_else(|| AdminError::Unavailable("the server is stopping".into()))?;
-        let ports = stack.coin.params().electrum_ports;
-        let entry = crate::server::PeerEntry::from_real_name(
-            real_name,
-            (ports.tcp, ports.ssl),
-            "admin",
-        )
-        .ok_or_else(|| AdminError::BadArgument(format!("`{real_name}` is not a peer's real name")))?;
-        server.peers().add(entry);
-        Ok(())
+        self.stack()?.peers.add_peer_real_name(real_name)
     }
 
     async fn disconnect(&self, session_ids: &[u64]) -> Vec<u64> {

@@ -238,10 +238,21 @@ pub(crate) async fn dispatch(
         }
         "server.peers.subscribe" => {
             cost(1.0);
-            Ok(shared.peers.subscribe_result())
+            match shared.discovery.get() {
+                Some(manager) => Ok(manager.peers_subscribe_result()),
+                None => Ok(shared.peers.subscribe_result()),
+            }
         }
         "server.add_peer" => {
             cost(100.0);
+            if let Some(manager) = shared.discovery.get() {
+                let features = args.req(0);
+                return Ok(Value::Bool(
+                    manager
+                        .add_peer_request(Some(session.peer.ip()), &features)
+                        .await,
+                ));
+            }
             let enabled = shared.config.peer_discovery == PeerDiscovery::On;
             Ok(Value::Bool(
                 shared

@@ -221,6 +221,8 @@ pub(crate) struct Shared {
     pub registry: notify::Registry,
     pub groups: cost::Groups,
     pub peers: PeerList,
+    /// the discovering peer manager, once attached; `peers` serves until then
+    pub discovery: std::sync::OnceLock<Arc<crate::peers::PeerManager>>,
     pub caches: methods::Caches,
     pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
@@ -255,6 +257,7 @@ impl Server {
             registry: notify::Registry::default(),
             groups: cost::Groups::default(),
             peers,
+            discovery: std::sync::OnceLock::new(),
             caches: methods::Caches::default(),
             request_counts: Default::default(),
             tls,
@@ -353,6 +356,12 @@ impl ServerHandle {
             Some(tls) => Ok(tls.reload()?),
             None => Ok(()),
         }
+    }
+
+    /// Serves `server.peers.subscribe` and `server.add_peer` from `manager` (peer discovery)
+    /// instead of the static list. Only the first manager attached is used.
+    pub fn attach_peer_manager(&self, manager: Arc<crate::peers::PeerManager>) {
+        let _ = self.shared.discovery.set(manager);
     }
 
     /// The peer list (`server.peers.subscribe`), for the admin layer.
