@@ -197,6 +197,7 @@ impl Stack {
         )
         .context("peer discovery settings")?;
         server.attach_peer_manager(Arc::clone(&peers));
+        server.attach_metrics(Arc::clone(&metrics));
         let peers_task = {
             let mut stop = shutdown_rx.clone();
             tokio::spawn(Arc::clone(&peers).run(async move {
@@ -311,6 +312,22 @@ async fn update_gauges(stack: std::sync::Weak<Stack>, mut shutdown: watch::Recei
             if let Ok(count) = stack.daemon.block_count().await {
                 stack.metrics.set_daemon_height(count);
             }
+            let sessions: Vec<_> = stack
+                .server
+                .lock()
+                .as_ref()
+                .map(|s| s.sessions())
+                .unwrap_or_default();
+            let scripts: u64 = sessions.iter().map(|s| s.script_subs as u64).sum();
+            let outpoints: u64 = sessions.iter().map(|s| s.outpoint_subs as u64).sum();
+            stack.metrics.set_subscriptions(scripts, outpoints);
+            let indexer = Arc::clone(&stack.indexer);
+            if let Ok(Ok(bytes)) =
+                tokio::task::spawn_blocking(move || indexer.store_stats().map(|s| s.disk_bytes))
+                    .await
+            {
+                stack.metrics.set_db_size(bytes);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -405,7 +422,9 @@ impl AdminApi for StackAdmin {
                 group: group_of(&s.peer),
                 protocol_version: s.protocol_version,
                 client_name: s.client_name,
-                scripthash_subs: s.subscriptions as u64,
+                scripthash_subs: s.script_subs as u64,
+                outpoint_subs: s.outpoint_subs as u64,
+                txs_sent: s.txs_sent,
                 cost: s.cost,
                 requests: s.requests,
                 errors: s.errors,

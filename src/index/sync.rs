@@ -128,6 +128,11 @@ impl Indexer {
         self.synced.subscribe()
     }
 
+    /// The store's size figures.
+    pub fn store_stats(&self) -> anode_store::Result<anode_store::StoreStats> {
+        self.store.stats()
+    }
+
     /// Estimated bytes of blocks applied but not yet flushed.
     pub fn pending_bytes(&self) -> usize {
         self.writer.lock().pending_bytes()

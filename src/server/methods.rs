@@ -701,3 +701,53 @@ mod tests {
         );
     }
 }
+
+/// Every method name of PROTOCOL.md §4 and the coin extensions, as static labels for metrics;
+/// anything else counts as `other`, so clients cannot create metric series.
+const METRIC_METHODS: &[&str] = &[
+    "blockchain.block.header",
+    "blockchain.block.headers",
+    "blockchain.estimatefee",
+    "blockchain.headers.subscribe",
+    "blockchain.relayfee",
+    "blockchain.scripthash.get_balance",
+    "blockchain.scripthash.get_history",
+    "blockchain.scripthash.get_mempool",
+    "blockchain.scripthash.listunspent",
+    "blockchain.scripthash.subscribe",
+    "blockchain.scripthash.unsubscribe",
+    "blockchain.scriptpubkey.get_balance",
+    "blockchain.scriptpubkey.get_history",
+    "blockchain.scriptpubkey.get_mempool",
+    "blockchain.scriptpubkey.listunspent",
+    "blockchain.scriptpubkey.subscribe",
+    "blockchain.scriptpubkey.unsubscribe",
+    "blockchain.outpoint.subscribe",
+    "blockchain.outpoint.get_status",
+    "blockchain.outpoint.unsubscribe",
+    "blockchain.transaction.broadcast",
+    "blockchain.transaction.broadcast_package",
+    "blockchain.transaction.testmempoolaccept",
+    "blockchain.transaction.get",
+    "blockchain.transaction.get_merkle",
+    "blockchain.transaction.id_from_pos",
+    "mempool.get_fee_histogram",
+    "mempool.get_info",
+    "mempool.recent",
+    "server.add_peer",
+    "server.banner",
+    "server.donation_address",
+    "server.features",
+    "server.peers.subscribe",
+    "server.ping",
+    "server.version",
+];
+
+/// The metric label of `method`.
+pub(crate) fn metric_label(method: &str) -> &'static str {
+    METRIC_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}

@@ -223,6 +223,8 @@ pub(crate) struct Shared {
     pub peers: PeerList,
     /// the discovering peer manager, once attached; `peers` serves until then
     pub discovery: std::sync::OnceLock<Arc<crate::peers::PeerManager>>,
+    /// Prometheus metrics, once attached
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
     pub caches: methods::Caches,
     pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
@@ -258,6 +260,7 @@ impl Server {
             groups: cost::Groups::default(),
             peers,
             discovery: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
             caches: methods::Caches::default(),
             request_counts: Default::default(),
             tls,
@@ -362,6 +365,11 @@ impl ServerHandle {
     /// instead of the static list. Only the first manager attached is used.
     pub fn attach_peer_manager(&self, manager: Arc<crate::peers::PeerManager>) {
         let _ = self.shared.discovery.set(manager);
+    }
+
+    /// Counts sessions, requests per method, errors, latencies and bytes into `metrics`.
+    pub fn attach_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.shared.metrics.set(metrics);
     }
 
     /// The peer list (`server.peers.subscribe`), for the admin layer.

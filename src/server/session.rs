@@ -659,7 +659,16 @@ impl Session {
                 tokio::time::sleep(sleep).await;
             }
             let _slot = self.acquire_slot(concurrency).await;
-            (methods::dispatch(shared, self, method, params).await, false)
+            let started = std::time::Instant::now();
+            let result = methods::dispatch(shared, self, method, params).await;
+            if let Some(metrics) = shared.metrics.get() {
+                metrics.request_finished(
+                    methods::metric_label(method),
+                    started.elapsed(),
+                    result.is_ok(),
+                );
+            }
+            (result, false)
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
@@ -732,6 +741,16 @@ pub(crate) async fn run(
     }
     shared.registry.add(Arc::clone(&session), round_tx);
     tracing::debug!(session = id, %peer, %kind, "session opened");
+    let transport = match kind {
+        ServiceKind::Tcp => "tcp",
+        ServiceKind::Ssl => "ssl",
+        ServiceKind::Ws => "ws",
+        ServiceKind::Wss => "wss",
+        ServiceKind::Rpc => "rpc",
+    };
+    if let Some(metrics) = shared.metrics.get() {
+        metrics.session_opened(transport);
+    }
 
     let writer_task = tokio::spawn(write_loop(
         Arc::clone(&shared),
@@ -780,6 +799,11 @@ pub(crate) async fn run(
         shared.groups.leave(&shared.config.limits, g, id, remaining);
     }
     shared.registry.remove(id);
+    if let Some(metrics) = shared.metrics.get() {
+        metrics.session_closed(transport);
+        metrics.bytes_received(session.bytes_in.load(Ordering::Relaxed));
+        metrics.bytes_sent(session.bytes_out.load(Ordering::Relaxed));
+    }
     tracing::debug!(session = id, "session closed");
 }
 
