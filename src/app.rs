@@ -498,8 +498,7 @@ impl AdminApi for StackAdmin {
                 .collect::<Vec<_>>()
                 .join(",")),
             Some(_) => Err(AdminError::Unavailable(
-                "changing the node at run time is not supported: set DAEMON_URL and restart"
-                    .into(),
+                "changing the node at run time is not supported: set DAEMON_URL and restart".into(),
             )),
         }
     }

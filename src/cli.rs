@@ -136,8 +136,11 @@ pub fn main() -> anyhow::Result<()> {
                 })?,
                 blocks: *sub.get_one::<u32>("blocks").expect("has a default"),
                 seed: *sub.get_one::<u64>("seed").expect("has a default"),
-                db_dir: sub.get_one::<String>("db-dir").map(std::path::PathBuf::from),
-                block_interval: match *sub.get_one::<u64>("block-interval").expect("has a default") {
+                db_dir: sub
+                    .get_one::<String>("db-dir")
+                    .map(std::path::PathBuf::from),
+                block_interval: match *sub.get_one::<u64>("block-interval").expect("has a default")
+                {
                     0 => None,
                     secs => Some(std::time::Duration::from_secs(secs)),
                 },

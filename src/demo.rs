@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 use tracing::info;
 
 use crate::app::{Stack, StackOptions};
-use crate::config::ServiceKind;
 use crate::config::Config;
+use crate::config::ServiceKind;
 use crate::daemon::{hash_from_hex, hash_to_hex, DaemonApi};
 use crate::output;
 use crate::simulator::{Profile, SimChain, SimDaemon, Simulator};
@@ -113,7 +113,9 @@ pub async fn self_check(
     let server_version = client
         .call("server.version", json!(["anode demo", ["1.4", "1.6"]]))
         .await?;
-    let tip = client.call("blockchain.headers.subscribe", json!([])).await?;
+    let tip = client
+        .call("blockchain.headers.subscribe", json!([]))
+        .await?;
     let tip_height = tip["height"].as_u64().context("headers.subscribe height")?;
     let mut check = SelfCheck {
         server_version,
@@ -166,7 +168,9 @@ pub async fn self_check(
                 pos >>= 1;
             }
             if header.get(36..68) != Some(&node[..]) {
-                bail!("the merkle proof of {txid} does not reach the merkle root of block {height}");
+                bail!(
+                    "the merkle proof of {txid} does not reach the merkle root of block {height}"
+                );
             }
             check.proofs_verified += 1;
         }
@@ -203,11 +207,7 @@ pub async fn run(
     config.network = "regtest".into();
     // A demo answers at once; padding (parity with ElectrumX) delays small replies.
     config.pad_tcp = false;
-    if !config
-        .services
-        .iter()
-        .any(|s| s.kind != ServiceKind::Rpc)
-    {
+    if !config.services.iter().any(|s| s.kind != ServiceKind::Rpc) {
         config.services.push(
             "tcp://127.0.0.1:50001"
                 .parse()

@@ -37,7 +37,13 @@ fn compare(
                 }
             }
             let confirmed = (1..=c.height())
-                .flat_map(|h| c.block(h).expect("block").txids.iter().map(move |t| (*t, h)))
+                .flat_map(|h| {
+                    c.block(h)
+                        .expect("block")
+                        .txids
+                        .iter()
+                        .map(move |t| (*t, h))
+                })
                 .collect();
             (scripts, outpoints, confirmed)
         });
@@ -66,8 +72,10 @@ fn compare(
     }
     for outpoint in outpoints.iter().step_by(3) {
         assert_eq!(
-            rt.block_on(index.outpoint_status(outpoint)).expect("status"),
-            rt.block_on(oracle.outpoint_status(outpoint)).expect("status"),
+            rt.block_on(index.outpoint_status(outpoint))
+                .expect("status"),
+            rt.block_on(oracle.outpoint_status(outpoint))
+                .expect("status"),
             "{what}: outpoint {}:{}",
             anode::daemon::hash_to_hex(&outpoint.txid),
             outpoint.vout
@@ -93,8 +101,16 @@ fn compare(
             "{what}: header proof {height} {cp}"
         );
     }
-    assert_eq!(index.fee_histogram(), oracle.fee_histogram(), "{what}: fee histogram");
-    assert_eq!(index.mempool_size(), oracle.mempool_size(), "{what}: mempool size");
+    assert_eq!(
+        index.fee_histogram(),
+        oracle.fee_histogram(),
+        "{what}: fee histogram"
+    );
+    assert_eq!(
+        index.mempool_size(),
+        oracle.mempool_size(),
+        "{what}: mempool size"
+    );
 }
 
 #[test]
@@ -117,7 +133,8 @@ fn the_index_answers_like_the_reference_oracle_on_every_engine() {
                     }
                     2 => {
                         sim.with_chain_mut(|c| c.add_mempool_txs(4)).expect("txs");
-                        sim.with_chain_mut(|c| c.add_mempool_chain(3)).expect("chain");
+                        sim.with_chain_mut(|c| c.add_mempool_chain(3))
+                            .expect("chain");
                     }
                     3 => {
                         let _ = sim.with_chain_mut(|c| c.double_spend(None));
@@ -130,7 +147,13 @@ fn the_index_answers_like_the_reference_oracle_on_every_engine() {
                 }
                 catch_up(&rt, &idx);
                 rt.block_on(idx.refresh_mempool()).expect("mempool");
-                compare(&rt, &query, &oracle, &sim, &format!("{engine} seed {seed} step {step}"));
+                compare(
+                    &rt,
+                    &query,
+                    &oracle,
+                    &sim,
+                    &format!("{engine} seed {seed} step {step}"),
+                );
             }
         }
     }

@@ -37,7 +37,10 @@ async fn the_index_follows_a_real_node_through_payments_reorgs_and_restarts() {
         .preflight(bsv_node::GENESIS, "BitcoinSV", "regtest")
         .await
         .expect("node up");
-    client.call("generate", json!([120])).await.expect("generate");
+    client
+        .call("generate", json!([120]))
+        .await
+        .expect("generate");
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon: Arc<dyn DaemonApi> = client.clone();
     let indexer = open_indexer(dir.path(), Arc::clone(&daemon));
@@ -78,7 +81,11 @@ async fn the_index_follows_a_real_node_through_payments_reorgs_and_restarts() {
     assert_eq!(history.confirmed.len(), 1, "{history:?}");
     assert_eq!(history.confirmed[0].height, 121);
     assert!(history.mempool.is_empty());
-    let merkle = query.merkle(&txid, 121).await.unwrap().expect("in block 121");
+    let merkle = query
+        .merkle(&txid, 121)
+        .await
+        .unwrap()
+        .expect("in block 121");
     let verbose = client
         .call("getblock", json!([mined[0].as_str().unwrap(), 1]))
         .await

@@ -77,7 +77,10 @@ fn kill_repeatedly(
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..window_ms)));
         let finished = child.try_wait().expect("wait");
         if let Some(status) = finished {
-            assert!(status.success(), "{engine}: the child failed on restart: {status}");
+            assert!(
+                status.success(),
+                "{engine}: the child failed on restart: {status}"
+            );
             // It finished: check this round, then start another from an empty database.
             check(&dir.join("db"));
             std::fs::remove_dir_all(dir.join("db")).expect("remove db");
@@ -116,7 +119,9 @@ fn sigkill_at_random_instants_never_corrupts_and_the_sync_resumes() {
         let compare = |db: &std::path::Path, killed: &str| {
             let store = open(engine, db);
             if let Some(diff) = first_difference(&dump(store.as_ref()), &reference) {
-                panic!("{engine}: after {killed} kills the index differs from a clean sync: {diff}");
+                panic!(
+                    "{engine}: after {killed} kills the index differs from a clean sync: {diff}"
+                );
             }
         };
 

@@ -61,7 +61,11 @@ impl Wallet {
     }
 
     async fn notification(&mut self, method: &str) -> Value {
-        if let Some(i) = self.notifications.iter().position(|n| n["method"] == method) {
+        if let Some(i) = self
+            .notifications
+            .iter()
+            .position(|n| n["method"] == method)
+        {
             return self.notifications.remove(i);
         }
         loop {
@@ -81,7 +85,10 @@ async fn a_wallet_is_notified_of_blocks_and_payments_by_the_running_server() {
     let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
     let raw = RawConfig::defaults().with_flags(vec![
         ("network", "regtest".to_string()),
-        ("services", "tcp://127.0.0.1:0,rpc://127.0.0.1:0".to_string()),
+        (
+            "services",
+            "tcp://127.0.0.1:0,rpc://127.0.0.1:0".to_string(),
+        ),
         ("poll_interval_blocks_ms", "50".to_string()),
         ("poll_interval_mempool_ms", "50".to_string()),
         ("pad_tcp", "false".to_string()),
@@ -106,9 +113,7 @@ async fn a_wallet_is_notified_of_blocks_and_payments_by_the_running_server() {
         .expect("tcp listener");
 
     let mut wallet = Wallet::connect(addr).await;
-    wallet
-        .call("server.version", json!(["e2e", "1.4"]))
-        .await;
+    wallet.call("server.version", json!(["e2e", "1.4"])).await;
     let tip = wallet.call("blockchain.headers.subscribe", json!([])).await;
     assert_eq!(tip["height"], 40);
     // A script the next mempool transaction pays.

@@ -123,10 +123,12 @@ impl BlockFetcher {
                     Ok((height, hash, raw, parsed))
                 };
                 async move {
-                    tokio::spawn(job).await.map_err(|e| DaemonError::BadResponse {
-                        method: "getblock".into(),
-                        reason: format!("fetch task failed: {e}"),
-                    })?
+                    tokio::spawn(job)
+                        .await
+                        .map_err(|e| DaemonError::BadResponse {
+                            method: "getblock".into(),
+                            reason: format!("fetch task failed: {e}"),
+                        })?
                 }
             });
             let mut blocks = stream::iter(jobs).buffered(options.concurrency.max(1));

@@ -249,7 +249,7 @@ pub(crate) async fn dispatch(
                 let features = args.req(0);
                 return Ok(Value::Bool(
                     manager
-                        .add_peer_request(Some(session.peer.ip()), &features)
+                        .add_peer_request(Some(session.peer.ip()), features)
                         .await,
                 ));
             }
@@ -664,44 +664,6 @@ pub(crate) fn outpoint_status_json(status: &OutpointStatus) -> Value {
     Value::Object(map)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn method_tables_follow_the_versions() {
-        let v = |s: &str| ProtocolVersion::parse(&Value::from(s));
-        assert!(signature("blockchain.relayfee", &v("1.5")).is_some());
-        assert!(signature("blockchain.relayfee", &v("1.6")).is_none());
-        assert!(signature("blockchain.scripthash.unsubscribe", &v("1.4.1")).is_none());
-        assert!(signature("blockchain.scripthash.unsubscribe", &v("1.4.2")).is_some());
-        assert!(signature("blockchain.scripthash.get_history", &v("1.7")).is_none());
-        assert!(signature("blockchain.scriptpubkey.get_history", &v("1.7")).is_some());
-        assert!(signature("blockchain.scriptpubkey.get_history", &v("1.6")).is_none());
-        assert!(signature("mempool.get_info", &v("1.6")).is_some());
-        assert!(signature("mempool.recent", &v("1.6")).is_none());
-        assert!(signature("blockchain.transaction.broadcast_package", &v("1.5")).is_none());
-        assert!(signature("blockchain.outpoint.subscribe", &v("1.7.0")).is_some());
-        assert!(signature("blockchain.address.get_history", &v("1.7")).is_none());
-    }
-
-    #[test]
-    fn outpoint_status_shapes() {
-        assert_eq!(outpoint_status_json(&OutpointStatus::default()), json!({}));
-        let s = OutpointStatus {
-            funder_height: Some(5),
-            spender: Some(([1; 32], -1)),
-        };
-        assert_eq!(
-            outpoint_status_json(&s).to_string(),
-            format!(
-                r#"{{"funder_height":5,"spender_txhash":"{}","spender_height":-1}}"#,
-                "01".repeat(32)
-            )
-        );
-    }
-}
-
 /// Every method name of PROTOCOL.md §4 and the coin extensions, as static labels for metrics;
 /// anything else counts as `other`, so clients cannot create metric series.
 const METRIC_METHODS: &[&str] = &[
@@ -750,4 +712,42 @@ pub(crate) fn metric_label(method: &str) -> &'static str {
         .find(|m| **m == method)
         .copied()
         .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_tables_follow_the_versions() {
+        let v = |s: &str| ProtocolVersion::parse(&Value::from(s));
+        assert!(signature("blockchain.relayfee", &v("1.5")).is_some());
+        assert!(signature("blockchain.relayfee", &v("1.6")).is_none());
+        assert!(signature("blockchain.scripthash.unsubscribe", &v("1.4.1")).is_none());
+        assert!(signature("blockchain.scripthash.unsubscribe", &v("1.4.2")).is_some());
+        assert!(signature("blockchain.scripthash.get_history", &v("1.7")).is_none());
+        assert!(signature("blockchain.scriptpubkey.get_history", &v("1.7")).is_some());
+        assert!(signature("blockchain.scriptpubkey.get_history", &v("1.6")).is_none());
+        assert!(signature("mempool.get_info", &v("1.6")).is_some());
+        assert!(signature("mempool.recent", &v("1.6")).is_none());
+        assert!(signature("blockchain.transaction.broadcast_package", &v("1.5")).is_none());
+        assert!(signature("blockchain.outpoint.subscribe", &v("1.7.0")).is_some());
+        assert!(signature("blockchain.address.get_history", &v("1.7")).is_none());
+    }
+
+    #[test]
+    fn outpoint_status_shapes() {
+        assert_eq!(outpoint_status_json(&OutpointStatus::default()), json!({}));
+        let s = OutpointStatus {
+            funder_height: Some(5),
+            spender: Some(([1; 32], -1)),
+        };
+        assert_eq!(
+            outpoint_status_json(&s).to_string(),
+            format!(
+                r#"{{"funder_height":5,"spender_txhash":"{}","spender_height":-1}}"#,
+                "01".repeat(32)
+            )
+        );
+    }
 }

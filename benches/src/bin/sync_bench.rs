@@ -45,8 +45,14 @@ fn main() -> anyhow::Result<()> {
         .arg(Arg::new("http").long("http").action(ArgAction::SetTrue).help("talk to the simulator over its HTTP JSON-RPC/REST listener, as to a node, instead of in process"))
         .get_matches();
     let txs: u64 = matches.get_one::<String>("txs").expect("default").parse()?;
-    let seed: u64 = matches.get_one::<String>("seed").expect("default").parse()?;
-    let cache_mb: u64 = matches.get_one::<String>("cache-mb").expect("default").parse()?;
+    let seed: u64 = matches
+        .get_one::<String>("seed")
+        .expect("default")
+        .parse()?;
+    let cache_mb: u64 = matches
+        .get_one::<String>("cache-mb")
+        .expect("default")
+        .parse()?;
     let profile_name = matches.get_one::<String>("profile").expect("default");
     let profile = Profile::by_name(profile_name).context("unknown profile")?;
     let fetch_only = matches.get_flag("fetch-only");
@@ -78,11 +84,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let over_http = matches.get_flag("http");
     let (daemon, _server): (Arc<dyn DaemonApi>, _) = if over_http {
-        let server = runtime.block_on(serve(
-            sim,
-            "127.0.0.1:0".parse()?,
-            Auth { user_pass: None },
-        ))?;
+        let server =
+            runtime.block_on(serve(sim, "127.0.0.1:0".parse()?, Auth { user_pass: None }))?;
         let daemon = RpcDaemon::new(RpcDaemonOptions {
             urls: vec![format!("http://{}", server.addr)],
             ..RpcDaemonOptions::default()
