@@ -13,6 +13,9 @@ use anode::query::{ChainQuery, OutPoint, ScriptHash};
 use rand::{Rng, SeedableRng};
 use support::index::*;
 
+/// Every script, every outpoint, and every confirmed txid with its height.
+type ChainFacts = (BTreeSet<Vec<u8>>, Vec<OutPoint>, Vec<([u8; 32], u32)>);
+
 fn compare(
     rt: &tokio::runtime::Runtime,
     index: &dyn ChainQuery,
@@ -23,30 +26,29 @@ fn compare(
     oracle.refresh();
     let coin = regtest();
     assert_eq!(index.tip(), oracle.tip(), "{what}: tip");
-    let (scripts, outpoints, confirmed): (BTreeSet<Vec<u8>>, Vec<OutPoint>, Vec<([u8; 32], u32)>) =
-        sim.with_chain(|c| {
-            let mut scripts = BTreeSet::new();
-            let mut outpoints = Vec::new();
-            for (txid, tx) in c.all_txs() {
-                for (vout, out) in tx.outputs.iter().enumerate() {
-                    scripts.insert(out.script.clone());
-                    outpoints.push(OutPoint {
-                        txid: *txid,
-                        vout: vout as u32,
-                    });
-                }
+    let (scripts, outpoints, confirmed): ChainFacts = sim.with_chain(|c| {
+        let mut scripts = BTreeSet::new();
+        let mut outpoints = Vec::new();
+        for (txid, tx) in c.all_txs() {
+            for (vout, out) in tx.outputs.iter().enumerate() {
+                scripts.insert(out.script.clone());
+                outpoints.push(OutPoint {
+                    txid: *txid,
+                    vout: vout as u32,
+                });
             }
-            let confirmed = (1..=c.height())
-                .flat_map(|h| {
-                    c.block(h)
-                        .expect("block")
-                        .txids
-                        .iter()
-                        .map(move |t| (*t, h))
-                })
-                .collect();
-            (scripts, outpoints, confirmed)
-        });
+        }
+        let confirmed = (1..=c.height())
+            .flat_map(|h| {
+                c.block(h)
+                    .expect("block")
+                    .txids
+                    .iter()
+                    .map(move |t| (*t, h))
+            })
+            .collect();
+        (scripts, outpoints, confirmed)
+    });
     for script in &scripts {
         let sh = ScriptHash(coin.script_hash(script));
         let ours = rt.block_on(index.history(&sh, 100_000)).expect("history");
