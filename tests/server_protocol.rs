@@ -736,6 +736,7 @@ async fn broadcast_and_node_methods() {
     );
     let info = c.result("mempool.get_info", json!([])).await;
     assert!(info["minrelaytxfee"].is_number(), "{info}");
+    assert_eq!(info["incrementalrelayfee"], json!(0.00001), "{info}");
 
     let mut c15 = h.client_v("1.5").await;
     c15.send(r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.relayfee"}"#)

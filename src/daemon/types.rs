@@ -40,6 +40,9 @@ pub struct MempoolInfo {
     /// the node's relay fee, coin units per kB
     #[serde(default)]
     pub minrelaytxfee: f64,
+    /// the fee-rate step a replacement must add, coin units per kB (absent on old nodes)
+    #[serde(default)]
+    pub incrementalrelayfee: Option<f64>,
 }
 
 /// One `getrawmempool true` entry.

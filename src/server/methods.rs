@@ -562,9 +562,13 @@ pub(crate) async fn dispatch(
             cost(1.0);
             cached_node_value(&shared.caches.mempool_info, || async {
                 shared.daemon.mempool_info().await.map(|info| {
-                    // incrementalrelayfee is not in the daemon trait's MempoolInfo yet.
-                    json!({"mempoolminfee": info.mempoolminfee,
-                           "minrelaytxfee": info.minrelaytxfee})
+                    let mut answer = json!({"mempoolminfee": info.mempoolminfee,
+                                            "minrelaytxfee": info.minrelaytxfee});
+                    // Nodes too old to report it leave it out rather than invent a value.
+                    if let Some(step) = info.incrementalrelayfee {
+                        answer["incrementalrelayfee"] = json!(step);
+                    }
+                    answer
                 })
             })
             .await

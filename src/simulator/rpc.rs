@@ -230,7 +230,7 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
                 .map(|t| t.raw.len())
                 .sum();
             json!({"loaded": true, "size": c.mempool().len(), "bytes": bytes, "usage": bytes * 3,
-                   "mempoolminfee": 0.00001, "minrelaytxfee": 0.00001})
+                   "mempoolminfee": 0.00001, "minrelaytxfee": 0.00001, "incrementalrelayfee": 0.00001})
         })),
         "estimatesmartfee" => {
             let blocks = param_u64(params, 0, None)?;
