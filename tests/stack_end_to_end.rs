@@ -173,6 +173,196 @@ async fn a_wallet_is_notified_of_blocks_and_payments_by_the_running_server() {
     stack.shutdown().await;
 }
 
+/// The requests an Electrum wallet makes when it opens, replayed: negotiate, subscribe to
+/// headers, subscribe to 100 scripts in one batch, fetch histories, transactions and merkle
+/// proofs (checked against the headers), then broadcast a spend and see its notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_electrum_wallet_session_replayed_against_the_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = simulator(8, 60);
+    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
+    let raw = RawConfig::defaults().with_flags(vec![
+        ("network", "regtest".to_string()),
+        ("services", "tcp://127.0.0.1:0".to_string()),
+        ("poll_interval_blocks_ms", "50".to_string()),
+        ("poll_interval_mempool_ms", "50".to_string()),
+        ("pad_tcp", "false".to_string()),
+        ("peer_discovery", "off".to_string()),
+    ]);
+    let stack = Stack::start(StackOptions {
+        config: Config::from_raw(&raw).expect("config"),
+        coin: regtest(),
+        daemon,
+        db_dir: dir.path().join("db"),
+        log: None,
+        progress_bar: false,
+    })
+    .await
+    .expect("stack");
+    let addr = stack
+        .server
+        .lock()
+        .as_ref()
+        .and_then(|s| s.local_addr(ServiceKind::Tcp))
+        .expect("tcp");
+    let coin = regtest();
+    let mut wallet = Wallet::connect(addr).await;
+    let version = wallet
+        .call("server.version", json!(["electrum 4.5", ["1.4", "1.6"]]))
+        .await;
+    assert_eq!(version[1], "1.6");
+    let tip = wallet.call("blockchain.headers.subscribe", json!([])).await;
+    assert_eq!(tip["height"], 60);
+
+    // 100 distinct scripts of the chain, subscribed in one batch.
+    let scripts: Vec<Vec<u8>> = sim.with_chain(|c| {
+        let mut seen = std::collections::BTreeSet::new();
+        for h in 1..=c.height() {
+            for txid in &c.block(h).expect("block").txids {
+                for out in &c.tx(txid).expect("tx").outputs {
+                    seen.insert(out.script.clone());
+                }
+            }
+        }
+        seen.into_iter().take(100).collect()
+    });
+    assert_eq!(scripts.len(), 100);
+    let hashes: Vec<String> = scripts
+        .iter()
+        .map(|s| hash_to_hex(&coin.script_hash(s)))
+        .collect();
+    let batch: Vec<Value> = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            json!({"jsonrpc": "2.0", "id": 1000 + i, "method": "blockchain.scripthash.subscribe", "params": [h]})
+        })
+        .collect();
+    wallet
+        .writer
+        .write_all(format!("{}\n", Value::Array(batch)).as_bytes())
+        .await
+        .expect("write");
+    let answers = loop {
+        let message = wallet.next().await;
+        if message.is_array() {
+            break message;
+        }
+        wallet.notifications.push(message);
+    };
+    let answers = answers.as_array().expect("batch answer");
+    assert_eq!(answers.len(), 100);
+    assert!(
+        answers.iter().all(|a| a["result"].is_string()),
+        "every script has history"
+    );
+
+    // Histories, transactions and proofs.
+    let mut verified = 0;
+    for hash in hashes.iter().take(25) {
+        let history = wallet
+            .call("blockchain.scripthash.get_history", json!([hash]))
+            .await;
+        for entry in history.as_array().expect("list") {
+            let txid = entry["tx_hash"].as_str().expect("txid");
+            let height = entry["height"].as_i64().expect("height");
+            let raw_tx = wallet
+                .call("blockchain.transaction.get", json!([txid]))
+                .await;
+            let parsed = coin
+                .parse_tx(&hex::decode(raw_tx.as_str().expect("hex")).expect("hex"))
+                .expect("a transaction");
+            assert_eq!(hash_to_hex(&parsed.txid), txid);
+            let proof = wallet
+                .call("blockchain.transaction.get_merkle", json!([txid, height]))
+                .await;
+            let header = wallet
+                .call("blockchain.block.header", json!([height]))
+                .await;
+            let header = hex::decode(header.as_str().expect("hex")).expect("hex");
+            let mut node = parsed.txid;
+            let mut pos = proof["pos"].as_u64().expect("pos");
+            for sibling in proof["merkle"].as_array().expect("branch") {
+                let sibling =
+                    anode::daemon::hash_from_hex(sibling.as_str().expect("hex")).expect("hash");
+                let mut pair = Vec::with_capacity(64);
+                if pos & 1 == 1 {
+                    pair.extend_from_slice(&sibling);
+                    pair.extend_from_slice(&node);
+                } else {
+                    pair.extend_from_slice(&node);
+                    pair.extend_from_slice(&sibling);
+                }
+                node = anode_coins::hash::sha256d(&pair);
+                pos >>= 1;
+            }
+            assert_eq!(&header[36..68], &node[..], "proof of {txid}");
+            verified += 1;
+        }
+    }
+    assert!(verified > 25, "{verified} proofs");
+
+    // Broadcast a spend of one of the wallet's confirmed coins.
+    let (index, coin_to_spend) = hashes
+        .iter()
+        .enumerate()
+        .find_map(|(i, _)| {
+            let script = &scripts[i];
+            sim.with_chain(|c| {
+                c.all_txs().find_map(|(txid, tx)| {
+                    tx.height?;
+                    tx.outputs.iter().enumerate().find_map(|(vout, out)| {
+                        let outpoint = anode_coins::OutPoint {
+                            txid: *txid,
+                            vout: vout as u32,
+                        };
+                        (out.script == *script && c.output_spender(&outpoint) == Some(None))
+                            .then_some((outpoint, out.value))
+                    })
+                })
+            })
+            .map(|found| (i, found))
+        })
+        .expect("an unspent coin of the wallet");
+    let (outpoint, value) = coin_to_spend;
+    let spend = coin
+        .encoder()
+        .expect("encoder")
+        .spend(
+            &[outpoint],
+            &[anode_coins::TxOut {
+                value: value - 1_000,
+                script: scripts[index].clone(),
+            }],
+        )
+        .expect("spend");
+    let txid = wallet
+        .call(
+            "blockchain.transaction.broadcast",
+            json!([hex::encode(&spend.raw)]),
+        )
+        .await;
+    assert_eq!(txid, json!(hash_to_hex(&spend.txid)));
+    loop {
+        let note = wallet.notification("blockchain.scripthash.subscribe").await;
+        if note["params"][0] == json!(hashes[index]) {
+            break;
+        }
+    }
+    let mempool = wallet
+        .call("blockchain.scripthash.get_mempool", json!([hashes[index]]))
+        .await;
+    assert!(
+        mempool
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|e| e["tx_hash"] == json!(hash_to_hex(&spend.txid)) && e["fee"] == 1_000),
+        "{mempool}"
+    );
+    stack.shutdown().await;
+}
+
 #[test]
 fn anode_demo_once_indexes_serves_and_checks_itself() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_anode"))
