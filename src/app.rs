@@ -3,8 +3,6 @@
 //! without a subcommand runs [`serve`]; `anode demo` runs the same stack over the built-in
 //! chain simulator.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -345,8 +343,6 @@ struct StackAdmin {
     db_dir: std::path::PathBuf,
 }
 
-static LOG_NEW: AtomicU64 = AtomicU64::new(0);
-
 impl StackAdmin {
     fn stack(&self) -> Result<Arc<Stack>, AdminError> {
         self.stack
@@ -359,20 +355,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn group_of(addr: &std::net::SocketAddr) -> String {
-    // ElectrumX groups IPv4 clients by /24 and IPv6 by /48 for cost sharing.
-    match addr.ip() {
-        std::net::IpAddr::V4(ip) => {
-            let o = ip.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        std::net::IpAddr::V6(ip) => {
-            let s = ip.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-    }
 }
 
 #[async_trait]
@@ -419,7 +401,7 @@ impl AdminApi for StackAdmin {
                 id: s.id,
                 transport: s.kind.to_string(),
                 remote_addr: s.peer.to_string(),
-                group: group_of(&s.peer),
+                group: s.group.unwrap_or_default(),
                 protocol_version: s.protocol_version,
                 client_name: s.client_name,
                 scripthash_subs: s.script_subs as u64,
@@ -438,7 +420,13 @@ impl AdminApi for StackAdmin {
 
     async fn groups(&self) -> Vec<GroupInfo> {
         let mut groups: std::collections::BTreeMap<String, GroupInfo> = Default::default();
-        for s in self.sessions().await {
+        // Sessions the server does not group (loopback, for one) share no cost.
+        for s in self
+            .sessions()
+            .await
+            .into_iter()
+            .filter(|s| !s.group.is_empty())
+        {
             let g = groups.entry(s.group.clone()).or_insert_with(|| GroupInfo {
                 name: s.group.clone(),
                 ..GroupInfo::default()
@@ -484,7 +472,7 @@ impl AdminApi for StackAdmin {
         let _ = change;
         LoggingState {
             toggled: Vec::new(),
-            log_new: LOG_NEW.load(Ordering::Relaxed) != 0,
+            log_new: false,
         }
     }
 
@@ -603,9 +591,4 @@ pub async fn serve(config: Config, log: Option<LogControl>) -> anyhow::Result<()
     })
     .await?;
     run_until_stopped(stack).await
-}
-
-/// Whether `path` holds no index yet.
-pub fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
 }

@@ -97,10 +97,6 @@ impl Client {
     }
 }
 
-fn dsha(data: &[u8]) -> [u8; 32] {
-    anode_coins::hash::sha256d(data)
-}
-
 /// Connects to `addr` like a wallet: negotiate, subscribe to headers and to `scripts`, fetch
 /// histories and balances, and verify every history transaction's merkle proof against the
 /// header the server serves for its height.
@@ -152,21 +148,15 @@ pub async fn self_check(
                 .call("blockchain.block.header", json!([height]))
                 .await?;
             let header = hex::decode(header.as_str().context("header hex")?)?;
-            let mut node = hash_from_hex(txid).context("txid")?;
-            let mut pos = proof["pos"].as_u64().context("pos")?;
-            for sibling in proof["merkle"].as_array().into_iter().flatten() {
-                let sibling = hash_from_hex(sibling.as_str().unwrap_or("")).context("branch")?;
-                let mut pair = [0u8; 64];
-                if pos & 1 == 1 {
-                    pair[..32].copy_from_slice(&sibling);
-                    pair[32..].copy_from_slice(&node);
-                } else {
-                    pair[..32].copy_from_slice(&node);
-                    pair[32..].copy_from_slice(&sibling);
-                }
-                node = dsha(&pair);
-                pos >>= 1;
-            }
+            let leaf = hash_from_hex(txid).context("txid")?;
+            let pos = proof["pos"].as_u64().context("pos")? as usize;
+            let branch = proof["merkle"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| hash_from_hex(h.as_str().unwrap_or("")).context("branch"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let node = crate::index::merkle::root_from_branch(&leaf, pos, &branch);
             if header.get(36..68) != Some(&node[..]) {
                 bail!(
                     "the merkle proof of {txid} does not reach the merkle root of block {height}"

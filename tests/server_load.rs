@@ -7,13 +7,8 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anode::app::{Stack, StackOptions};
-use anode::config::{Config, RawConfig, ServiceKind};
-use anode::daemon::DaemonApi;
-use anode::simulator::SimDaemon;
 use serde_json::{json, Value};
 use support::index::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -33,35 +28,15 @@ fn rss_bytes() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_sessions_with_a_hundred_thousand_subscriptions() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let sim = simulator(21, 30);
-    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
-    let raw = RawConfig::defaults().with_flags(vec![
-        ("network", "regtest".to_string()),
-        ("services", "tcp://127.0.0.1:0".to_string()),
-        ("poll_interval_blocks_ms", "50".to_string()),
-        ("poll_interval_mempool_ms", "200".to_string()),
-        ("pad_tcp", "false".to_string()),
-        ("peer_discovery", "off".to_string()),
-        ("max_sessions", "2500".to_string()),
-    ]);
-    let config = Config::from_raw(&raw).expect("config");
-    let stack = Stack::start(StackOptions {
-        config,
-        coin: regtest(),
-        daemon,
-        db_dir: dir.path().join("db"),
-        log: None,
-        progress_bar: false,
-    })
-    .await
-    .expect("stack");
-    let addr = stack
-        .server
-        .lock()
-        .as_ref()
-        .and_then(|s| s.local_addr(ServiceKind::Tcp))
-        .expect("tcp");
+    let (stack, addr, _dir) = start_stack(
+        &sim,
+        &[
+            ("max_sessions", "2500"),
+            ("poll_interval_mempool_ms", "200"),
+        ],
+    )
+    .await;
     let rss_before = rss_bytes();
     let started = Instant::now();
 

@@ -5,13 +5,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anode::app::{Stack, StackOptions};
-use anode::config::{Config, RawConfig, ServiceKind};
-use anode::daemon::{hash_to_hex, DaemonApi};
-use anode::simulator::SimDaemon;
+use anode::daemon::hash_to_hex;
 use serde_json::{json, Value};
 use support::index::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -80,37 +76,8 @@ impl Wallet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_is_notified_of_blocks_and_payments_by_the_running_server() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let sim = simulator(7, 40);
-    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
-    let raw = RawConfig::defaults().with_flags(vec![
-        ("network", "regtest".to_string()),
-        (
-            "services",
-            "tcp://127.0.0.1:0,rpc://127.0.0.1:0".to_string(),
-        ),
-        ("poll_interval_blocks_ms", "50".to_string()),
-        ("poll_interval_mempool_ms", "50".to_string()),
-        ("pad_tcp", "false".to_string()),
-        ("peer_discovery", "off".to_string()),
-    ]);
-    let config = Config::from_raw(&raw).expect("config");
-    let stack = Stack::start(StackOptions {
-        config,
-        coin: regtest(),
-        daemon,
-        db_dir: dir.path().join("db"),
-        log: None,
-        progress_bar: false,
-    })
-    .await
-    .expect("stack");
-    let addr = stack
-        .server
-        .lock()
-        .as_ref()
-        .and_then(|s| s.local_addr(ServiceKind::Tcp))
-        .expect("tcp listener");
+    let (stack, addr, _dir) = start_stack(&sim, &[]).await;
 
     let mut wallet = Wallet::connect(addr).await;
     wallet.call("server.version", json!(["e2e", "1.4"])).await;
@@ -178,33 +145,8 @@ async fn a_wallet_is_notified_of_blocks_and_payments_by_the_running_server() {
 /// proofs (checked against the headers), then broadcast a spend and see its notification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_electrum_wallet_session_replayed_against_the_running_server() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let sim = simulator(8, 60);
-    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
-    let raw = RawConfig::defaults().with_flags(vec![
-        ("network", "regtest".to_string()),
-        ("services", "tcp://127.0.0.1:0".to_string()),
-        ("poll_interval_blocks_ms", "50".to_string()),
-        ("poll_interval_mempool_ms", "50".to_string()),
-        ("pad_tcp", "false".to_string()),
-        ("peer_discovery", "off".to_string()),
-    ]);
-    let stack = Stack::start(StackOptions {
-        config: Config::from_raw(&raw).expect("config"),
-        coin: regtest(),
-        daemon,
-        db_dir: dir.path().join("db"),
-        log: None,
-        progress_bar: false,
-    })
-    .await
-    .expect("stack");
-    let addr = stack
-        .server
-        .lock()
-        .as_ref()
-        .and_then(|s| s.local_addr(ServiceKind::Tcp))
-        .expect("tcp");
+    let (stack, addr, _dir) = start_stack(&sim, &[]).await;
     let coin = regtest();
     let mut wallet = Wallet::connect(addr).await;
     let version = wallet

@@ -178,12 +178,7 @@ fn confirmed_utxos(
 #[async_trait]
 impl ChainQuery for IndexQuery {
     fn tip(&self) -> Tip {
-        let view = self.chain.view();
-        Tip {
-            height: view.height().unwrap_or(0),
-            hash: view.hashes.last().copied().unwrap_or([0; 32]),
-            header: view.tip_header.clone(),
-        }
+        self.chain.tip()
     }
 
     async fn header(&self, height: u32) -> QueryResult<Option<Vec<u8>>> {

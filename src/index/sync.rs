@@ -14,7 +14,7 @@ use super::mempool::{Mempool, MempoolError};
 use super::progress::Progress;
 use super::writer::{IndexError, IndexWriter, Touched};
 use crate::daemon::{BlockFetcher, DaemonApi, DaemonError, FetcherOptions};
-use crate::query::{ChainEvent, Hash32, Tip};
+use crate::query::{ChainEvent, Hash32};
 
 /// Why the sync stopped.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,23 @@ pub struct CatchUp {
     pub applied: u32,
     /// the node's tip height at the end
     pub tip_height: u32,
+}
+
+/// Flushes and drops the flushed transactions from the mempool mirror under its lock, taken
+/// before the chain's (the order readers take them in), so no answer sees a transaction both
+/// confirmed and unconfirmed.
+fn flush_with_mempool(
+    w: &mut IndexWriter,
+    mempool: &Mempool,
+    durability: Durability,
+) -> Result<(), IndexError> {
+    let mut guard = mempool.write();
+    let confirmed = w.pending_txids();
+    w.flush(durability)?;
+    let mut touched = Touched::default();
+    guard.remove_confirmed(&confirmed, &mut touched);
+    w.note_touched(touched);
+    Ok(())
 }
 
 /// Drives an [`IndexWriter`] from a node.
@@ -262,16 +279,8 @@ impl Indexer {
             }
         }
         let mempool = Arc::clone(&self.mempool);
-        self.blocking(move |w| {
-            let mut guard = mempool.write();
-            let mut touched = Touched::default();
-            let confirmed = w.pending_txids();
-            w.flush(Durability::Sync)?;
-            guard.remove_confirmed(&confirmed, &mut touched);
-            w.note_touched(touched);
-            Ok(())
-        })
-        .await?;
+        self.blocking(move |w| flush_with_mempool(w, &mempool, Durability::Sync))
+            .await?;
         Ok(outcome)
     }
 
@@ -321,17 +330,12 @@ impl Indexer {
                     }
                     let at_tip = height == to;
                     if w.needs_flush() || at_tip {
-                        let mut guard = mempool.write();
-                        let confirmed = w.pending_txids();
                         let durability = if at_tip {
                             Durability::Sync
                         } else {
                             Durability::Bulk
                         };
-                        w.flush(durability)?;
-                        let mut touched = Touched::default();
-                        guard.remove_confirmed(&confirmed, &mut touched);
-                        w.note_touched(touched);
+                        flush_with_mempool(w, &mempool, durability)?;
                     }
                     Ok(true)
                 })
@@ -368,7 +372,7 @@ impl Indexer {
     /// Sends an event if the tip moved or anything was touched.
     pub fn announce(&self, mut touched: Touched) {
         touched.extend(self.writer.lock().take_touched());
-        let tip = self.query_tip();
+        let tip = self.writer.lock().shared_chain().tip();
         let mut last = self.last_tip.lock();
         let now = Some((tip.height, tip.hash));
         let tip_changed = *last != now;
@@ -383,11 +387,6 @@ impl Indexer {
             touched_scripts: touched.scripts,
             touched_outpoints: touched.outpoints,
         }));
-    }
-
-    fn query_tip(&self) -> Tip {
-        use crate::query::ChainQuery;
-        self.query().tip()
     }
 
     /// Follows the node until `shutdown` turns true: catch up, then on every new tip or

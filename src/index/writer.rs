@@ -153,6 +153,16 @@ impl SharedChain {
         Arc::clone(&self.view.read())
     }
 
+    /// The tip the view describes (height 0 and a zero hash for an empty index).
+    pub fn tip(&self) -> crate::query::Tip {
+        let view = self.view();
+        crate::query::Tip {
+            height: view.height().unwrap_or(0),
+            hash: view.hashes.last().copied().unwrap_or([0; 32]),
+            header: view.tip_header.clone(),
+        }
+    }
+
     /// The view together with a store snapshot of the same state.
     pub fn view_and_snapshot<'s>(
         &self,
@@ -849,9 +859,7 @@ impl IndexWriter {
 
 /// The hashX of a script hash.
 pub fn hashx_of(script_hash: &Hash32) -> HashX {
-    let mut out = [0u8; HASHX_LEN];
-    out.copy_from_slice(&script_hash[..HASHX_LEN]);
-    out
+    crate::query::ScriptHash(*script_hash).hashx()
 }
 
 /// The txids of tx numbers `range`, in order.

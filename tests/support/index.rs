@@ -181,3 +181,45 @@ pub fn index_utxos(store: &dyn Store) -> BTreeMap<([u8; 32], u32), (Vec<u8>, u64
     }
     set
 }
+
+/// The whole server (`anode::app::Stack`) over `sim` with a TCP listener on a free port, fast
+/// polling, no padding and no peer discovery; `extra` adds or overrides options. Returns the
+/// stack, its TCP address and the database directory (kept alive by the caller).
+pub async fn start_stack(
+    sim: &Simulator,
+    extra: &[(&'static str, &str)],
+) -> (
+    Arc<anode::app::Stack>,
+    std::net::SocketAddr,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
+    let mut flags = vec![
+        ("network", "regtest".to_string()),
+        ("services", "tcp://127.0.0.1:0".to_string()),
+        ("poll_interval_blocks_ms", "50".to_string()),
+        ("poll_interval_mempool_ms", "50".to_string()),
+        ("pad_tcp", "false".to_string()),
+        ("peer_discovery", "off".to_string()),
+    ];
+    flags.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let raw = anode::config::RawConfig::defaults().with_flags(flags);
+    let stack = anode::app::Stack::start(anode::app::StackOptions {
+        config: anode::config::Config::from_raw(&raw).expect("config"),
+        coin: regtest(),
+        daemon,
+        db_dir: dir.path().join("db"),
+        log: None,
+        progress_bar: false,
+    })
+    .await
+    .expect("stack");
+    let addr = stack
+        .server
+        .lock()
+        .as_ref()
+        .and_then(|s| s.local_addr(anode::config::ServiceKind::Tcp))
+        .expect("tcp listener");
+    (stack, addr, dir)
+}
