@@ -50,7 +50,10 @@ pub fn read_hash(bytes: &[u8]) -> Option<Hash32> {
 }
 
 /// The first bytes of a txid, as used in look-up keys.
-pub fn txid_prefix(txid: &Hash32) -> [u8; TXID_PREFIX_LEN] {
+pub type TxidPrefix = [u8; TXID_PREFIX_LEN];
+
+/// The first bytes of `txid`, as used in look-up keys.
+pub fn txid_prefix(txid: &Hash32) -> TxidPrefix {
     let mut out = [0u8; TXID_PREFIX_LEN];
     out.copy_from_slice(&txid[..TXID_PREFIX_LEN]);
     out
@@ -58,8 +61,13 @@ pub fn txid_prefix(txid: &Hash32) -> [u8; TXID_PREFIX_LEN] {
 
 /// `txid_index`: txid prefix + tx number.
 pub fn txid_index_key(txid: &Hash32, tx_num: TxNum) -> Vec<u8> {
+    txid_index_key_from_prefix(&txid_prefix(txid), tx_num)
+}
+
+/// `txid_index` key from a txid prefix already cut.
+pub fn txid_index_key_from_prefix(prefix: &TxidPrefix, tx_num: TxNum) -> Vec<u8> {
     let mut key = Vec::with_capacity(TXID_PREFIX_LEN + TX_NUM_LEN);
-    key.extend_from_slice(&txid_prefix(txid));
+    key.extend_from_slice(prefix);
     key.extend_from_slice(&tx_num_bytes(tx_num));
     key
 }
@@ -92,8 +100,14 @@ pub fn utxo_lookup_prefix(txid: &Hash32, vout: u32) -> [u8; TXID_PREFIX_LEN + 4]
 /// `utxo_lookup`: txid prefix + vout + tx number. The tx number makes two outputs whose txids
 /// share a prefix distinct keys instead of one overwriting the other.
 pub fn utxo_lookup_key(txid: &Hash32, vout: u32, tx_num: TxNum) -> Vec<u8> {
+    utxo_lookup_key_from_prefix(&txid_prefix(txid), vout, tx_num)
+}
+
+/// `utxo_lookup` key from a txid prefix already cut.
+pub fn utxo_lookup_key_from_prefix(prefix: &TxidPrefix, vout: u32, tx_num: TxNum) -> Vec<u8> {
     let mut key = Vec::with_capacity(TXID_PREFIX_LEN + 4 + TX_NUM_LEN);
-    key.extend_from_slice(&utxo_lookup_prefix(txid, vout));
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&vout.to_be_bytes());
     key.extend_from_slice(&tx_num_bytes(tx_num));
     key
 }

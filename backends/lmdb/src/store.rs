@@ -224,7 +224,7 @@ impl LmdbStore {
                 }
                 Op::DeleteRange { start, end, .. } => {
                     if start < end {
-                        let range = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
+                        let range = (Bound::Included(start), Bound::Excluded(end));
                         db.delete_range(&mut wtxn, &range)?;
                     }
                 }

@@ -148,7 +148,7 @@ fn configure(conn: &Connection, cache_kib: u32, options: &SqliteOptions) -> Resu
     Ok(())
 }
 
-fn apply(tx: &Connection, sql: &TableSql, op: &Op) -> rusqlite::Result<()> {
+fn apply(tx: &Connection, sql: &TableSql, op: Op<'_>) -> rusqlite::Result<()> {
     match op {
         Op::Put { key, value, .. } => {
             tx.prepare_cached(&sql.put)?.execute((key, value))?;

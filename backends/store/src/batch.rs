@@ -14,37 +14,37 @@ pub enum Durability {
     Bulk,
 }
 
-/// One write operation of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+/// One write operation of a batch, borrowed from the batch's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
     /// Insert or overwrite a key.
     Put {
         /// target table
         table: &'static str,
         /// the key
-        key: Vec<u8>,
+        key: &'a [u8],
         /// the value (may be empty)
-        value: Vec<u8>,
+        value: &'a [u8],
     },
     /// Remove a key if present.
     Delete {
         /// target table
         table: &'static str,
         /// the key
-        key: Vec<u8>,
+        key: &'a [u8],
     },
     /// Remove every key in `start..end` (end excluded).
     DeleteRange {
         /// target table
         table: &'static str,
         /// first key removed
-        start: Vec<u8>,
+        start: &'a [u8],
         /// first key kept
-        end: Vec<u8>,
+        end: &'a [u8],
     },
 }
 
-impl Op {
+impl Op<'_> {
     /// The table this operation writes to.
     pub fn table(&self) -> &'static str {
         match self {
@@ -55,12 +55,35 @@ impl Op {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Put,
+    Delete,
+    DeleteRange,
+}
+
+/// An operation's place in the buffer: its first part (key, or range start) and second part
+/// (value, or range end) follow each other from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    offset: usize,
+    first_len: u32,
+    second_len: u32,
+    table: u16,
+    kind: Kind,
+}
+
 /// Writes as plain data: built without a store handle, committed atomically across tables by
 /// [`crate::Store::write`]. Operations apply in order, so a later put wins over an earlier one.
+///
+/// Keys and values live in one buffer and each operation costs 24 bytes besides them: an
+/// initial-sync flush holds millions of small rows, and one allocation per key and value
+/// would double the memory it needs and the time to build it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
-    ops: Vec<Op>,
-    payload_bytes: usize,
+    entries: Vec<Entry>,
+    data: Vec<u8>,
+    tables: Vec<&'static str>,
 }
 
 impl WriteBatch {
@@ -72,77 +95,134 @@ impl WriteBatch {
     /// An empty batch with room for `n` operations.
     pub fn with_capacity(n: usize) -> Self {
         WriteBatch {
-            ops: Vec::with_capacity(n),
-            payload_bytes: 0,
+            entries: Vec::with_capacity(n),
+            ..Self::default()
         }
     }
 
+    /// An empty batch with room for `n` operations of `bytes` bytes of keys and values in all.
+    pub fn with_capacity_and_bytes(n: usize, bytes: usize) -> Self {
+        WriteBatch {
+            entries: Vec::with_capacity(n),
+            data: Vec::with_capacity(bytes),
+            tables: Vec::new(),
+        }
+    }
+
+    fn table_index(&mut self, table: &'static str) -> u16 {
+        // Batches name a handful of tables; a linear search beats hashing.
+        match self.tables.iter().position(|t| *t == table) {
+            Some(i) => i as u16,
+            None => {
+                self.tables.push(table);
+                (self.tables.len() - 1) as u16
+            }
+        }
+    }
+
+    fn push(&mut self, kind: Kind, table: &'static str, first: &[u8], second: &[u8]) {
+        let table = self.table_index(table);
+        let offset = self.data.len();
+        self.data.extend_from_slice(first);
+        self.data.extend_from_slice(second);
+        // Lengths past u32 are refused by validate() through the saturated value.
+        let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(u32::MAX);
+        self.entries.push(Entry {
+            offset,
+            first_len: len(first),
+            second_len: len(second),
+            table,
+            kind,
+        });
+    }
+
     /// Insert or overwrite `key` in `table`.
-    pub fn put(&mut self, table: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        let (key, value) = (key.into(), value.into());
-        self.payload_bytes += key.len() + value.len();
-        self.ops.push(Op::Put { table, key, value });
+    pub fn put(&mut self, table: &'static str, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(Kind::Put, table, key.as_ref(), value.as_ref());
     }
 
     /// Remove `key` from `table`.
-    pub fn delete(&mut self, table: &'static str, key: impl Into<Vec<u8>>) {
-        let key = key.into();
-        self.payload_bytes += key.len();
-        self.ops.push(Op::Delete { table, key });
+    pub fn delete(&mut self, table: &'static str, key: impl AsRef<[u8]>) {
+        self.push(Kind::Delete, table, key.as_ref(), &[]);
     }
 
     /// Remove every key of `table` in `start..end`.
     pub fn delete_range(
         &mut self,
         table: &'static str,
-        start: impl Into<Vec<u8>>,
-        end: impl Into<Vec<u8>>,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
     ) {
-        let (start, end) = (start.into(), end.into());
-        self.payload_bytes += start.len() + end.len();
-        self.ops.push(Op::DeleteRange { table, start, end });
+        self.push(Kind::DeleteRange, table, start.as_ref(), end.as_ref());
     }
 
     /// Append all of `other`'s operations after this batch's.
     pub fn append(&mut self, other: WriteBatch) {
-        self.payload_bytes += other.payload_bytes;
-        self.ops.extend(other.ops);
+        for op in other.ops() {
+            match op {
+                Op::Put { table, key, value } => self.put(table, key, value),
+                Op::Delete { table, key } => self.delete(table, key),
+                Op::DeleteRange { table, start, end } => self.delete_range(table, start, end),
+            }
+        }
+    }
+
+    fn op(&self, entry: &Entry) -> Op<'_> {
+        let table = self.tables[usize::from(entry.table)];
+        let first_end = entry.offset + entry.first_len as usize;
+        let first = &self.data[entry.offset..first_end];
+        let second = &self.data[first_end..first_end + entry.second_len as usize];
+        match entry.kind {
+            Kind::Put => Op::Put {
+                table,
+                key: first,
+                value: second,
+            },
+            Kind::Delete => Op::Delete { table, key: first },
+            Kind::DeleteRange => Op::DeleteRange {
+                table,
+                start: first,
+                end: second,
+            },
+        }
     }
 
     /// The operations in order.
-    pub fn ops(&self) -> &[Op] {
-        &self.ops
-    }
-
-    /// Consumes the batch into its operations.
-    pub fn into_ops(self) -> Vec<Op> {
-        self.ops
+    pub fn ops(&self) -> impl ExactSizeIterator<Item = Op<'_>> + DoubleEndedIterator + '_ {
+        self.entries.iter().map(|e| self.op(e))
     }
 
     /// Number of operations.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.entries.len()
     }
 
     /// Whether the batch holds no operation.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.entries.is_empty()
     }
 
     /// Bytes of keys and values in the batch (what flush budgets count).
     pub fn payload_bytes(&self) -> usize {
-        self.payload_bytes
+        self.data.len()
+    }
+
+    /// Bytes the batch occupies in memory, buffers included.
+    pub fn memory_bytes(&self) -> usize {
+        self.data.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
     }
 
     /// Checks every key and table before an engine sees the batch, so that a bad batch is refused
     /// whole instead of failing half-way inside an engine. `known` says whether a table exists.
     pub fn validate(&self, known: impl Fn(&str) -> bool) -> Result<()> {
-        for op in &self.ops {
-            let table = op.table();
+        for table in &self.tables {
             if !known(table) {
                 return Err(Error::UnknownTable(table.to_string()));
             }
-            let keys: &[&Vec<u8>] = match op {
+        }
+        for op in self.ops() {
+            let table = op.table();
+            let keys: &[&[u8]] = match &op {
                 Op::Put { key, .. } | Op::Delete { key, .. } => &[key],
                 Op::DeleteRange { start, end, .. } => &[start, end],
             };
@@ -202,5 +282,40 @@ mod tests {
         b.append(c);
         assert_eq!(b.payload_bytes(), 12);
         assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn operations_read_back_in_order() {
+        let mut b = WriteBatch::new();
+        b.put("a", b"k1", b"v1");
+        b.delete("b", [9u8; 3]);
+        b.put("a", vec![1, 2], Vec::new());
+        b.delete_range("b", b"s", b"t");
+        let ops: Vec<Op<'_>> = b.ops().collect();
+        assert_eq!(
+            ops,
+            vec![
+                Op::Put {
+                    table: "a",
+                    key: b"k1",
+                    value: b"v1"
+                },
+                Op::Delete {
+                    table: "b",
+                    key: &[9, 9, 9]
+                },
+                Op::Put {
+                    table: "a",
+                    key: &[1, 2],
+                    value: &[]
+                },
+                Op::DeleteRange {
+                    table: "b",
+                    start: b"s",
+                    end: b"t"
+                },
+            ]
+        );
+        assert_eq!(b.ops().rev().next().map(|op| op.table()), Some("b"));
     }
 }

@@ -142,22 +142,19 @@ impl Store for MemoryStore {
         // Readers take the lock too, so they never see half a batch; snapshots hold their own
         // `Arc`s, which `make_mut` copies before touching. Validation above guarantees no
         // operation below can fail, so a batch is never applied in part.
-        for op in batch.into_ops() {
+        for op in batch.ops() {
             let map = Arc::make_mut(&mut guard[self.index(op.table())?]);
             match op {
                 Op::Put { key, value, .. } => {
-                    map.insert(key, value);
+                    map.insert(key.to_vec(), value.to_vec());
                 }
                 Op::Delete { key, .. } => {
-                    map.remove(&key);
+                    map.remove(key);
                 }
                 Op::DeleteRange { start, end, .. } => {
                     if start < end {
                         let doomed: Vec<Vec<u8>> = map
-                            .range::<[u8], _>((
-                                Bound::Included(&start[..]),
-                                Bound::Excluded(&end[..]),
-                            ))
+                            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
                             .map(|(k, _)| k.clone())
                             .collect();
                         for k in doomed {
