@@ -19,7 +19,7 @@ use crate::admin::{
     PeerInfo, SessionInfo as AdminSession,
 };
 use crate::config::Config;
-use crate::daemon::{hash_to_hex, DaemonApi};
+use crate::daemon::{hash_to_hex, DaemonApi, FetcherOptions};
 use crate::index::{self, IndexWriter, Indexer, SyncError, SyncOptions, WriterOptions};
 use crate::metrics::Metrics;
 use crate::query::ChainQuery;
@@ -107,6 +107,7 @@ impl Stack {
         let tuning = Tuning {
             cache_mb: config.cache_mb,
         };
+        let memory = store_factory::MemoryPlan::new(&engine, config.cache_mb);
         let store = {
             let (engine, db_dir, coin_name, net) = (
                 engine.clone(),
@@ -124,7 +125,7 @@ impl Stack {
             let (store, coin) = (Arc::clone(&store), Arc::clone(&coin));
             let options = WriterOptions {
                 reorg_limit,
-                cache_bytes: (config.cache_mb as usize) << 20,
+                cache_bytes: (memory.writer_mb as usize) << 20,
             };
             tokio::task::spawn_blocking(move || IndexWriter::open(store, coin, options)).await??
         };
@@ -143,7 +144,10 @@ impl Stack {
                 tip_poll: Duration::from_millis(config.poll_interval_blocks_ms.max(10)),
                 mempool_poll: Duration::from_millis(config.poll_interval_mempool_ms.max(10)),
                 progress_bar,
-                ..SyncOptions::default()
+                fetcher: FetcherOptions {
+                    budget_bytes: (memory.fetch_mb as usize) << 20,
+                    ..FetcherOptions::default()
+                },
             },
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);

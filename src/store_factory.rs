@@ -53,6 +53,48 @@ pub struct Tuning {
     pub cache_mb: u64,
 }
 
+/// How the operator's one memory budget, `cache_mb`, is shared during the initial sync, so that
+/// the process stays near `cache_mb` whatever the engine: the engine's own caches and write
+/// buffers, the blocks fetched ahead, and the rest for the index writer's pending state (its
+/// UTXO cache and the rows of the next flush).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// the engine's block cache plus write buffers (RocksDB), or page cache (SQLite)
+    pub engine_mb: u64,
+    /// blocks fetched and parsed ahead of the writer
+    pub fetch_mb: u64,
+    /// the writer's pending state
+    pub writer_mb: u64,
+}
+
+impl MemoryPlan {
+    /// Smallest share of each part, whatever the budget.
+    const FLOOR_MB: u64 = 32;
+
+    /// The plan for `engine` under a budget of `cache_mb`.
+    pub fn new(engine: &str, cache_mb: u64) -> Self {
+        let eighth = (cache_mb / 8).max(Self::FLOOR_MB);
+        let engine_mb = match engine {
+            // Block cache and memtables: an eighth each.
+            "rocksdb" => 2 * eighth,
+            // The writer connection's page cache.
+            "sqlite" => eighth.min(256),
+            // LMDB has no cache of its own: pages live in the OS page cache through its map.
+            _ => 0,
+        };
+        // More read-ahead than a few dozen large blocks buys nothing.
+        let fetch_mb = eighth.min(256);
+        let writer_mb = cache_mb
+            .saturating_sub(engine_mb + fetch_mb)
+            .max(2 * Self::FLOOR_MB);
+        MemoryPlan {
+            engine_mb,
+            fetch_mb,
+            writer_mb,
+        }
+    }
+}
+
 /// Opens the engine named `engine` at `path` with `tables`.
 pub fn open_store(
     engine: &str,
@@ -65,8 +107,10 @@ pub fn open_store(
         #[cfg(feature = "rocksdb")]
         "rocksdb" => {
             use anode_store_rocksdb::{RocksOptions, RocksStore};
+            let plan = MemoryPlan::new(engine, tuning.cache_mb);
             let options = RocksOptions {
-                block_cache_bytes: (tuning.cache_mb.max(64) * 1024 * 1024 / 4) as usize,
+                block_cache_bytes: ((plan.engine_mb / 2) << 20) as usize,
+                total_write_buffer_bytes: ((plan.engine_mb / 2) << 20) as usize,
                 ..RocksOptions::default()
             };
             Ok(Arc::new(RocksStore::open(path, tables, options)?))
@@ -83,11 +127,12 @@ pub fn open_store(
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             use anode_store_sqlite::{SqliteOptions, SqliteStore};
-            Ok(Arc::new(SqliteStore::open(
-                path,
-                tables,
-                SqliteOptions::default(),
-            )?))
+            let plan = MemoryPlan::new(engine, tuning.cache_mb);
+            let options = SqliteOptions {
+                writer_cache_kib: u32::try_from(plan.engine_mb << 10).unwrap_or(u32::MAX),
+                ..SqliteOptions::default()
+            };
+            Ok(Arc::new(SqliteStore::open(path, tables, options)?))
         }
         _ => Err(FactoryError::Unavailable {
             wanted: engine.to_string(),
@@ -99,6 +144,27 @@ pub fn open_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_plan_shares_the_budget_without_exceeding_it() {
+        for engine in ["rocksdb", "lmdb", "sqlite"] {
+            for cache_mb in [1200, 4000, 16000] {
+                let plan = MemoryPlan::new(engine, cache_mb);
+                assert_eq!(
+                    plan.engine_mb + plan.fetch_mb + plan.writer_mb,
+                    cache_mb,
+                    "{engine} {cache_mb}: {plan:?}"
+                );
+                assert!(
+                    plan.writer_mb >= cache_mb / 2,
+                    "{engine} {cache_mb}: {plan:?}"
+                );
+            }
+            // A tiny budget still leaves every part something to work with.
+            let plan = MemoryPlan::new(engine, 10);
+            assert!(plan.writer_mb >= 64 && plan.fetch_mb >= 32, "{plan:?}");
+        }
+    }
 
     #[test]
     fn an_engine_not_compiled_in_lists_the_available_ones() {

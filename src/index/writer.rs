@@ -203,6 +203,14 @@ struct CachedUtxo {
     value: u64,
 }
 
+/// A `utxo` row of a flush: (hashX, tx number, vout, `Some(value)` for a new output, `None`
+/// for the deletion of a spent stored one).
+type UtxoRow = (HashX, TxNum, u32, Option<u64>);
+
+/// A `utxo_lookup` row of a flush: (txid prefix, vout, tx number, `Some((hashX, value))` or
+/// `None` as in [`UtxoRow`]).
+type LookupRow = (TxidPrefix, u32, TxNum, Option<(HashX, u64)>);
+
 /// A spent output that lives in the store: its rows are deleted at the flush.
 struct StoredSpend {
     hashx: HashX,
@@ -653,10 +661,8 @@ impl IndexWriter {
         // order is the order of their big-endian key encodings, on all cores.
         let mut txid_rows: Vec<(TxidPrefix, TxNum)> = Vec::new();
         let mut history = pending.history;
-        // (hashX, tx number, vout, Some(value) for a new output, None for a spent stored one)
-        let mut utxo_rows: Vec<(HashX, TxNum, u32, Option<u64>)> = Vec::new();
-        // (txid prefix, vout, tx number, Some((hashX, value)) or None as above)
-        let mut lookup_rows: Vec<(TxidPrefix, u32, TxNum, Option<(HashX, u64)>)> = Vec::new();
+        let mut utxo_rows: Vec<UtxoRow> = Vec::new();
+        let mut lookup_rows: Vec<LookupRow> = Vec::new();
         let mut spenders = pending.spenders;
         let (utxos, stored_spends, txids) =
             (&pending.utxos, &pending.stored_spends, &pending.txids);
@@ -812,8 +818,8 @@ impl IndexWriter {
         batch.delete(UNDO, key);
         batch.delete_range(
             TX_HASHES,
-            tx_num_bytes(range.start).to_vec(),
-            tx_num_bytes(range.end).to_vec(),
+            tx_num_bytes(range.start),
+            tx_num_bytes(range.end),
         );
         batch.delete_range(
             SPENDERS,

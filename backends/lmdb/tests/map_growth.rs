@@ -76,7 +76,7 @@ fn a_batch_that_outgrows_the_estimate_is_retried_after_map_full() {
     let store = LmdbStore::open(dir.path(), TABLES, tiny()).expect("open");
     let mut fill = WriteBatch::new();
     for i in 0..40_000u32 {
-        fill.put(T, i.to_be_bytes().to_vec(), vec![7u8; 100]);
+        fill.put(T, i.to_be_bytes(), vec![7u8; 100]);
     }
     store.write(fill, Durability::Bulk).expect("fill");
     // Scattered deletes carry a few bytes of payload each but copy a whole 4 KiB leaf page
@@ -85,7 +85,7 @@ fn a_batch_that_outgrows_the_estimate_is_retried_after_map_full() {
     // retried.
     let mut deletes = WriteBatch::new();
     for i in (0..40_000u32).step_by(4) {
-        deletes.delete(T, i.to_be_bytes().to_vec());
+        deletes.delete(T, i.to_be_bytes());
     }
     store.write(deletes, Durability::Bulk).expect("deletes");
     let stats = store.stats().expect("stats");
@@ -108,7 +108,7 @@ fn one_batch_larger_than_the_map_still_commits() {
     let mut batch = WriteBatch::new();
     // 16 MiB in one batch, sixteen times the initial map.
     for i in 0..16u32 {
-        batch.put(T, i.to_be_bytes().to_vec(), vec![i as u8; 1 << 20]);
+        batch.put(T, i.to_be_bytes(), vec![i as u8; 1 << 20]);
     }
     store.write(batch, Durability::Bulk).expect("write");
     assert_eq!(

@@ -14,6 +14,10 @@ pub struct RocksOptions {
     /// Memtable size per column family in bulk-load mode (default 256 MiB): fewer, larger L0
     /// files while compaction is off, so the final compaction merges fewer runs.
     pub bulk_write_buffer_bytes: usize,
+    /// Memtables of all column families together, in bytes (default 0: no limit beyond each
+    /// family's own). When the sum passes it, RocksDB flushes the largest memtable, so the
+    /// write buffers fit the operator's memory budget also in bulk-load mode.
+    pub total_write_buffer_bytes: usize,
     /// Background flush and compaction threads (default 4).
     pub max_background_jobs: i32,
     /// Bloom filter bits per key (default 10, about 1% false positives). Whole-key filters let
@@ -36,6 +40,7 @@ impl Default for RocksOptions {
             block_cache_bytes: 512 << 20,
             write_buffer_bytes: 64 << 20,
             bulk_write_buffer_bytes: 256 << 20,
+            total_write_buffer_bytes: 0,
             max_background_jobs: 4,
             bloom_bits_per_key: 10.0,
             max_open_files: 1000,

@@ -80,6 +80,9 @@ impl RocksStore {
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(options.max_background_jobs);
+        if options.total_write_buffer_bytes > 0 {
+            db_opts.set_db_write_buffer_size(options.total_write_buffer_bytes);
+        }
         db_opts.set_max_open_files(options.max_open_files);
         // Write back SST and WAL data in 1 MiB steps instead of in bursts at fsync time.
         db_opts.set_bytes_per_sync(1 << 20);

@@ -31,7 +31,7 @@ fn prefix_extractor_never_changes_scan_results() {
     // Keys shorter than the prefix are outside the extractor's domain but still stored.
     for short in [&[1u8][..], &[1, 2]] {
         all.push(short.to_vec());
-        batch.put(H, short.to_vec(), b"short".to_vec());
+        batch.put(H, short, b"short");
     }
     all.sort();
     store.write(batch, Durability::Sync).expect("write");

@@ -18,18 +18,14 @@ fn odd_table_names_bulk_sync_and_compact() {
             let mut batch = WriteBatch::new();
             for i in 0..500u32 {
                 let key = [round.to_be_bytes(), i.to_be_bytes()].concat();
-                batch.put(ODD, key.clone(), b"v".to_vec());
-                batch.put(PLAIN, key, b"w".to_vec());
+                batch.put(ODD, key.clone(), b"v");
+                batch.put(PLAIN, key, b"w");
             }
             store.write(batch, Durability::Bulk).expect("bulk write");
         }
         store.sync().expect("sync");
         let mut batch = WriteBatch::new();
-        batch.delete_range(
-            ODD,
-            0u32.to_be_bytes().to_vec(),
-            10u32.to_be_bytes().to_vec(),
-        );
+        batch.delete_range(ODD, 0u32.to_be_bytes(), 10u32.to_be_bytes());
         store.write(batch, Durability::Sync).expect("sync write");
         store.compact().expect("compact");
         let stats = store.stats().expect("stats");

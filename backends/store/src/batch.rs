@@ -253,19 +253,19 @@ mod tests {
     #[test]
     fn validate_refuses_unknown_tables_and_bad_keys() {
         let mut b = WriteBatch::new();
-        b.put("a", b"k".to_vec(), b"v".to_vec());
+        b.put("a", b"k", b"v");
         assert!(b.validate(|t| t == "a").is_ok());
         assert!(matches!(b.validate(|_| false), Err(Error::UnknownTable(t)) if t == "a"));
 
         let mut empty_key = WriteBatch::new();
-        empty_key.put("a", Vec::new(), b"v".to_vec());
+        empty_key.put("a", Vec::new(), b"v");
         assert!(matches!(
             empty_key.validate(|_| true),
             Err(Error::InvalidKey { len: 0, .. })
         ));
 
         let mut long_key = WriteBatch::new();
-        long_key.delete_range("a", b"a".to_vec(), vec![1u8; MAX_KEY_LEN + 1]);
+        long_key.delete_range("a", b"a", vec![1u8; MAX_KEY_LEN + 1]);
         assert!(matches!(
             long_key.validate(|_| true),
             Err(Error::InvalidKey { .. })
@@ -316,6 +316,6 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(b.ops().rev().next().map(|op| op.table()), Some("b"));
+        assert_eq!(b.ops().next_back().map(|op| op.table()), Some("b"));
     }
 }

@@ -75,7 +75,7 @@ fn keys(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>> {
 fn put_all(store: &dyn Store, table: &'static str, pairs: &[(&[u8], &[u8])]) {
     let mut batch = WriteBatch::new();
     for (k, v) in pairs {
-        batch.put(table, k.to_vec(), v.to_vec());
+        batch.put(table, k, v);
     }
     store.write(batch, Durability::Sync).expect("write");
 }
@@ -210,8 +210,8 @@ pub fn keys_values_and_tables_are_validated(backend: &Backend) {
 
     for bad_key in [Vec::new(), vec![1u8; MAX_KEY_LEN + 1]] {
         let mut batch = WriteBatch::new();
-        batch.put(A, b"first".to_vec(), b"1".to_vec());
-        batch.put(B, bad_key.clone(), b"2".to_vec());
+        batch.put(A, b"first", b"1");
+        batch.put(B, bad_key.clone(), b"2");
         let err = store
             .write(batch, Durability::Sync)
             .expect_err("invalid key refused");
@@ -227,8 +227,8 @@ pub fn keys_values_and_tables_are_validated(backend: &Backend) {
     }
 
     let mut batch = WriteBatch::new();
-    batch.put(A, b"first".to_vec(), b"1".to_vec());
-    batch.put("no_such_table", b"k".to_vec(), b"v".to_vec());
+    batch.put(A, b"first", b"1");
+    batch.put("no_such_table", b"k", b"v");
     assert!(matches!(
         store.write(batch, Durability::Sync),
         Err(Error::UnknownTable(_))
@@ -258,15 +258,15 @@ pub fn batches_are_atomic_across_tables(backend: &Backend) {
     let dir = temp_dir(backend);
     let store = open(backend, dir.path(), TABLES);
     let mut batch = WriteBatch::new();
-    batch.put(A, b"k1".to_vec(), b"a1".to_vec());
-    batch.put(B, b"k1".to_vec(), b"b1".to_vec());
-    batch.put(META, b"tip".to_vec(), b"7".to_vec());
-    batch.put(A, b"gone".to_vec(), b"x".to_vec());
-    batch.delete(A, b"gone".to_vec());
-    batch.delete(B, b"back".to_vec());
-    batch.put(B, b"back".to_vec(), b"y".to_vec());
-    batch.put(A, b"k1".to_vec(), b"a1-final".to_vec());
-    batch.delete(META, b"never-there".to_vec());
+    batch.put(A, b"k1", b"a1");
+    batch.put(B, b"k1", b"b1");
+    batch.put(META, b"tip", b"7");
+    batch.put(A, b"gone", b"x");
+    batch.delete(A, b"gone");
+    batch.delete(B, b"back");
+    batch.put(B, b"back", b"y");
+    batch.put(A, b"k1", b"a1-final");
+    batch.delete(META, b"never-there");
     store.write(batch, Durability::Sync).expect("write");
 
     assert_eq!(
@@ -309,7 +309,7 @@ pub fn delete_range_removes_exactly_the_range(backend: &Backend) {
         batch.put(B, be(i), be(i * 2));
     }
     for k in [&b"a"[..], b"a\x00", b"ab", b"a\xff\xff", b"b", b"b\x00"] {
-        batch.put(A, k.to_vec(), b"v".to_vec());
+        batch.put(A, k, b"v");
     }
     store.write(batch, Durability::Sync).expect("write");
 
@@ -317,7 +317,7 @@ pub fn delete_range_removes_exactly_the_range(backend: &Backend) {
     batch.delete_range(B, be(10), be(20));
     batch.delete_range(B, be(50), be(50)); // empty range: no-op
     batch.delete_range(B, be(90), be(80)); // reversed range: no-op
-    batch.delete_range(A, b"a".to_vec(), b"b".to_vec());
+    batch.delete_range(A, b"a", b"b");
     store.write(batch, Durability::Sync).expect("write");
 
     let left: Vec<Vec<u8>> = keys(&all(&*store, B, Direction::Forward));
@@ -334,7 +334,7 @@ pub fn delete_range_removes_exactly_the_range(backend: &Backend) {
     // A range then a put inside it, in one batch: the put survives (operations apply in order).
     let mut batch = WriteBatch::new();
     batch.delete_range(B, be(0), be(100));
-    batch.put(B, be(42), b"new".to_vec());
+    batch.put(B, be(42), b"new");
     store.write(batch, Durability::Sync).expect("write");
     assert_eq!(
         all(&*store, B, Direction::Forward),
@@ -418,18 +418,18 @@ pub fn snapshots_are_isolated_from_later_commits(backend: &Backend) {
     let store = open(backend, dir.path(), TABLES);
     let mut batch = WriteBatch::new();
     for i in 0..100u32 {
-        batch.put(B, be(i), b"old".to_vec());
+        batch.put(B, be(i), b"old");
     }
-    batch.put(A, b"k".to_vec(), b"old".to_vec());
+    batch.put(A, b"k", b"old");
     store.write(batch, Durability::Sync).expect("write");
 
     let snapshot = store.snapshot().expect("snapshot");
     let before = all(&*snapshot, B, Direction::Forward);
     let mut batch = WriteBatch::new();
-    batch.put(A, b"k".to_vec(), b"new".to_vec());
-    batch.put(A, b"added".to_vec(), b"new".to_vec());
+    batch.put(A, b"k", b"new");
+    batch.put(A, b"added", b"new");
     batch.delete_range(B, be(0), be(50));
-    batch.put(B, be(7), b"new".to_vec());
+    batch.put(B, be(7), b"new");
     store.write(batch, Durability::Sync).expect("write");
 
     assert_eq!(snapshot.get(A, b"k").expect("get"), Some(b"old".to_vec()));
@@ -447,8 +447,8 @@ pub fn concurrent_readers_see_whole_batches(backend: &Backend) {
     let store: Arc<dyn Store> = Arc::from(open(backend, dir.path(), TABLES));
     const TOTAL: u64 = 1_000_000;
     let mut batch = WriteBatch::new();
-    batch.put(A, b"counter".to_vec(), TOTAL.to_be_bytes().to_vec());
-    batch.put(B, b"counter".to_vec(), 0u64.to_be_bytes().to_vec());
+    batch.put(A, b"counter", TOTAL.to_be_bytes());
+    batch.put(B, b"counter", 0u64.to_be_bytes());
     store.write(batch, Durability::Sync).expect("write");
 
     let read = |view: &dyn ReadView, table: &str| -> u64 {
@@ -485,9 +485,9 @@ pub fn concurrent_readers_see_whole_batches(backend: &Backend) {
         let (a, b) = (read(&*snapshot, A), read(&*snapshot, B));
         drop(snapshot);
         let mut batch = WriteBatch::new();
-        batch.put(A, b"counter".to_vec(), (a - 1).to_be_bytes().to_vec());
-        batch.put(META, i.to_be_bytes().to_vec(), b"row".to_vec());
-        batch.put(B, b"counter".to_vec(), (b + 1).to_be_bytes().to_vec());
+        batch.put(A, b"counter", (a - 1).to_be_bytes());
+        batch.put(META, i.to_be_bytes(), b"row");
+        batch.put(B, b"counter", (b + 1).to_be_bytes());
         store.write(batch, Durability::Bulk).expect("write");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -540,7 +540,7 @@ pub fn many_tables(backend: &Backend) {
         let store = open(backend, dir.path(), &tables);
         let mut batch = WriteBatch::new();
         for (i, name) in names.iter().enumerate() {
-            batch.put(name, b"same-key".to_vec(), be(i as u32));
+            batch.put(name, b"same-key", be(i as u32));
         }
         store.write(batch, Durability::Sync).expect("write");
         if !backend.persistent {
@@ -710,7 +710,7 @@ pub fn crash_child(backend: &Backend) {
             batch.put(A, key, value.clone());
         }
         batch.put(B, be(n), be(CRASH_ROWS_PER_BATCH));
-        batch.put(META, b"last".to_vec(), be(n));
+        batch.put(META, b"last", be(n));
         store.write(batch, Durability::Sync).expect("write");
         // The parent reads acknowledgements from the child's stdout.
         #[allow(clippy::print_stdout)]

@@ -16,7 +16,7 @@ use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemo
 use anode::index::schema::TABLES;
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
 use anode::simulator::{serve, Auth, Profile, SimChain, SimDaemon, Simulator};
-use anode::store_factory::{open_store, Tuning};
+use anode::store_factory::{open_store, MemoryPlan, Tuning};
 use anyhow::{bail, Context};
 use clap::{Arg, ArgAction, Command};
 use serde_json::json;
@@ -118,13 +118,14 @@ fn main() -> anyhow::Result<()> {
         })?;
     } else {
         let engine = engine.clone().unwrap_or_default();
+        let memory = MemoryPlan::new(&engine, cache_mb);
         let store = open_store(&engine, &dir, TABLES, Tuning { cache_mb })?;
         let writer = IndexWriter::open(
             Arc::clone(&store),
             Arc::clone(&coin),
             WriterOptions {
                 reorg_limit: coin.params().reorg_limit,
-                cache_bytes: (cache_mb as usize) << 20,
+                cache_bytes: (memory.writer_mb as usize) << 20,
             },
         )?;
         let indexer = Indexer::new(
@@ -132,7 +133,13 @@ fn main() -> anyhow::Result<()> {
             daemon,
             Arc::clone(&coin),
             coin.params().reorg_limit,
-            SyncOptions::default(),
+            SyncOptions {
+                fetcher: FetcherOptions {
+                    budget_bytes: (memory.fetch_mb as usize) << 20,
+                    ..FetcherOptions::default()
+                },
+                ..SyncOptions::default()
+            },
         );
         runtime.block_on(indexer.catch_up(&mut Progress::new(false)))?;
         store.sync()?;
