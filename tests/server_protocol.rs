@@ -807,6 +807,30 @@ async fn c16_unknown(h: &Harness, method: &str) -> (i64, String) {
 }
 
 #[tokio::test]
+async fn a_banner_file_gets_the_servers_and_the_nodes_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let banner = dir.path().join("banner.txt");
+    std::fs::write(
+        &banner,
+        "v$SERVER_VERSION ($SERVER_SUBVERSION) on node $DAEMON_VERSION $DAEMON_SUBVERSION, tips: $DONATION_ADDRESS",
+    )
+    .unwrap();
+    let mut config = test_config();
+    config.banner_file = Some(banner);
+    config.donation_address = "bc1qtips".into();
+    let h = start_with(chain(3, 2), config).await;
+    let mut c = h.client_v("1.4").await;
+    let text = c.result("server.banner", json!([])).await;
+    let text = text.as_str().unwrap();
+    // The simulator reports Bitcoin Core 31's version (310000) and user agent.
+    assert!(
+        text.contains("on node 0.31.0 /Satoshi:31.0.0/anode-simulator/, tips: bc1qtips"),
+        "{text}"
+    );
+    assert!(text.starts_with("v0.1.0 (anode 0.1.0)"), "{text}");
+}
+
+#[tokio::test]
 async fn server_methods() {
     let sim = chain(3, 7);
     let mut config = test_config();

@@ -22,6 +22,46 @@ pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
 
 use async_trait::async_trait;
 
+/// A node's software version as `getnetworkinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeVersion {
+    /// the numeric version, e.g. 310000 for Bitcoin Core 31.0.0
+    pub version: u64,
+    /// the user agent, e.g. `/Satoshi:31.0.0/`
+    pub subversion: String,
+}
+
+impl NodeVersion {
+    /// Reads `version` and `subversion` from a `getnetworkinfo` answer.
+    pub fn from_network_info(info: &serde_json::Value) -> Result<NodeVersion> {
+        let version = info.get("version").and_then(serde_json::Value::as_u64);
+        let Some(version) = version else {
+            return Err(DaemonError::BadResponse {
+                method: "getnetworkinfo".into(),
+                reason: "no numeric version".into(),
+            });
+        };
+        let subversion = info
+            .get("subversion")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(NodeVersion {
+            version,
+            subversion,
+        })
+    }
+
+    /// The version as dotted numbers the way ElectrumX's `$DAEMON_VERSION` shows it: the
+    /// number read as `MMmmmmrr..` (major × 1,000,000 + minor × 10,000 + revision × 100), so
+    /// 310000 reads `0.31.0`, and 1000000 (Bitcoin SV 1.0.0) reads `1.0.0`.
+    pub fn dotted(&self) -> String {
+        let (major, rest) = (self.version / 1_000_000, self.version % 1_000_000);
+        let (minor, revision) = (rest / 10_000, rest % 10_000 / 100);
+        format!("{major}.{minor}.{revision}")
+    }
+}
+
 /// Result of a daemon call.
 pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
 
@@ -50,6 +90,8 @@ pub trait DaemonApi: Send + Sync {
     async fn estimate_fee(&self, blocks: u32, mode: Option<&str>) -> Result<FeeEstimate>;
     /// Minimum relay fee in coin units per kB (`getnetworkinfo.relayfee`).
     async fn relay_fee(&self) -> Result<f64>;
+    /// The node's software version (`getnetworkinfo.version` and `subversion`).
+    async fn node_version(&self) -> Result<NodeVersion>;
     /// `sendrawtransaction`; the txid.
     async fn send_raw_transaction(&self, raw_hex: &str) -> Result<Hash32>;
     /// `testmempoolaccept` with the node's answer.

@@ -929,6 +929,9 @@ impl DaemonApi for P2pDaemon {
     async fn relay_fee(&self) -> Result<f64> {
         self.inner.relay_fee().await
     }
+    async fn node_version(&self) -> Result<super::NodeVersion> {
+        self.inner.node_version().await
+    }
     async fn send_raw_transaction(&self, raw_hex: &str) -> Result<Hash32> {
         self.inner.send_raw_transaction(raw_hex).await
     }

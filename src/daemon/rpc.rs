@@ -709,6 +709,11 @@ impl DaemonApi for RpcDaemon {
             })
     }
 
+    async fn node_version(&self) -> Result<super::NodeVersion> {
+        let info = self.call("getnetworkinfo", json!([])).await?;
+        super::NodeVersion::from_network_info(&info)
+    }
+
     async fn send_raw_transaction(&self, raw_hex: &str) -> Result<Hash32> {
         let value = self.call("sendrawtransaction", json!([raw_hex])).await?;
         hash_of("sendrawtransaction", &value)

@@ -94,7 +94,7 @@ pub(super) fn server_features(shared: &Shared, v: &ProtocolVersion) -> Value {
     Value::Object(out)
 }
 
-pub(super) fn server_banner(shared: &Shared) -> String {
+pub(super) async fn server_banner(shared: &Shared) -> String {
     let default = format!(
         "You are connected to an {} server.",
         shared.config.server_version
@@ -102,8 +102,21 @@ pub(super) fn server_banner(shared: &Shared) -> String {
     let Some(path) = &shared.config.banner_file else {
         return default;
     };
-    match std::fs::read_to_string(path) {
+    match tokio::fs::read_to_string(path).await {
         Ok(text) => {
+            // The node is only asked when the banner names it; an unreachable node leaves the
+            // placeholders empty rather than failing the request.
+            let node = if text.contains("$DAEMON_") {
+                match shared.daemon.node_version().await {
+                    Ok(node) => Some(node),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "node version for the banner");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let version = shared
                 .config
                 .server_version
@@ -114,6 +127,14 @@ pub(super) fn server_banner(shared: &Shared) -> String {
             text.replace("$SERVER_VERSION", &version)
                 .replace("$SERVER_SUBVERSION", &shared.config.server_version)
                 .replace("$DONATION_ADDRESS", &shared.config.donation_address)
+                .replace(
+                    "$DAEMON_SUBVERSION",
+                    node.as_ref().map_or("", |n| n.subversion.as_str()),
+                )
+                .replace(
+                    "$DAEMON_VERSION",
+                    &node.as_ref().map(|n| n.dotted()).unwrap_or_default(),
+                )
         }
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "banner file unreadable");

@@ -230,7 +230,7 @@ pub(crate) async fn dispatch(
         }
         "server.banner" => {
             cost(0.5);
-            Ok(Value::from(handlers::server_banner(shared)))
+            Ok(Value::from(handlers::server_banner(shared).await))
         }
         "server.donation_address" => {
             cost(0.1);

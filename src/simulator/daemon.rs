@@ -123,6 +123,10 @@ impl DaemonApi for SimDaemon {
             .map_or(FeeEstimate::Unknown, FeeEstimate::Rate))
     }
 
+    async fn node_version(&self) -> Result<crate::daemon::NodeVersion> {
+        crate::daemon::NodeVersion::from_network_info(&self.call("getnetworkinfo", &[])?)
+    }
+
     async fn relay_fee(&self) -> Result<f64> {
         let v = self.call("getnetworkinfo", &[])?;
         v.get("relayfee")
