@@ -459,9 +459,11 @@ fn check_links(path: &Path, text: &str) -> Vec<String> {
     failures
 }
 
-/// Every failure of every documentation file, `file:line: why`.
-fn failures() -> Vec<String> {
+/// Every failure of every documentation file (`file:line: why`), and how many commands,
+/// configuration snippets and env files were checked.
+fn failures() -> (Vec<String>, usize) {
     let mut failures = Vec::new();
+    let mut checked = 0;
     for path in doc_files() {
         let text = read(&path);
         let name = path.display().to_string();
@@ -476,6 +478,7 @@ fn failures() -> Vec<String> {
                             continue;
                         }
                         for (i, command) in commands(&block.lines) {
+                            checked += 1;
                             if let Err(why) = check_command(&command) {
                                 failures.push(at(
                                     block.line + i,
@@ -490,11 +493,13 @@ fn failures() -> Vec<String> {
                             .first()
                             .is_some_and(|l| l.trim() == "# anode.toml") =>
                     {
+                        checked += 1;
                         if let Err(why) = check_toml(&block.lines.join("\n")) {
                             failures.push(at(block.line, why));
                         }
                     }
                     "env" => {
+                        checked += 1;
                         if let Err(why) = env_lines(&block.lines).and_then(|v| check_env(&v)) {
                             failures.push(at(block.line, why));
                         }
@@ -504,10 +509,12 @@ fn failures() -> Vec<String> {
             }
         } else if name.ends_with(".env") {
             let lines: Vec<String> = text.lines().map(String::from).collect();
+            checked += 1;
             if let Err(why) = env_lines(&lines).and_then(|v| check_env(&v)) {
                 failures.push(at(1, why));
             }
         } else if name.ends_with(".toml") {
+            checked += 1;
             if let Err(why) = check_toml(&text) {
                 failures.push(at(1, why));
             }
@@ -515,6 +522,7 @@ fn failures() -> Vec<String> {
             for (n, line) in text.lines().enumerate() {
                 if let Some(exec) = line.strip_prefix("ExecStart=") {
                     for (_, command) in commands(&[exec.to_string()]) {
+                        checked += 1;
                         if let Err(why) = check_command(&command) {
                             failures.push(at(n + 1, why));
                         }
@@ -534,12 +542,17 @@ fn failures() -> Vec<String> {
             }
         }
     }
-    failures
+    (failures, checked)
 }
 
 #[test]
 fn every_command_toml_env_file_and_link_in_the_docs_checks() {
-    let failures = failures();
+    let (failures, checked) = failures();
+    // A parser that silently skipped the blocks would check nothing and pass.
+    assert!(
+        checked >= 60,
+        "only {checked} commands and snippets found in the docs"
+    );
     assert!(
         failures.is_empty(),
         "the docs check failed:\n{}",
