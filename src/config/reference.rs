@@ -287,7 +287,10 @@ mod tests {
         let uncommented: String = example_toml()
             .lines()
             .filter_map(|l| l.strip_prefix('#'))
-            .filter(|l| l.contains(" = "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(key, _)| OPTIONS.iter().any(|o| o.key == key))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         let parsed: toml::Table = uncommented.parse().expect("the example's values are TOML");
