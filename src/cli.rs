@@ -10,7 +10,8 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use crate::config::{Config, RawConfig, Source, OPTIONS};
 use crate::simulator::{self, Auth, Profile, SimChain, Simulator};
 
-fn command() -> Command {
+/// The whole command line as clap sees it (the docs check parses documented commands with it).
+pub fn command() -> Command {
     let mut cmd = Command::new("anode")
         .about(
             "An Electrum-protocol server for Bitcoin-family chains, with pluggable storage engines",
@@ -60,7 +61,12 @@ fn command() -> Command {
             .arg(Arg::new("block-interval").long("block-interval").default_value("30").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving (0: never)"))
             .arg(Arg::new("once").long("once").action(ArgAction::SetTrue).help("Stop after the self-check")),
     )
-    .subcommand(Command::new("config").about("Print the effective configuration and where each value came from"))
+    .subcommand(
+        Command::new("config")
+            .about("Print the effective configuration and where each value came from")
+            .subcommand(Command::new("reference").about("Print the option reference of docs/configuration.md (markdown)"))
+            .subcommand(Command::new("example").about("Print a configuration file with every option commented out at its default")),
+    )
     .subcommand(rpc_command())
     .arg_required_else_help(false)
     .disable_help_subcommand(true)
@@ -107,9 +113,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs the command line.
 pub fn main() -> anyhow::Result<()> {
     let matches = command().get_matches();
+    // The reference needs no valid configuration: print it before reading one.
+    if let Some(("config", sub)) = matches.subcommand() {
+        match sub.subcommand_name() {
+            Some("reference") => {
+                crate::output::print_text(&crate::config::reference::markdown());
+                return Ok(());
+            }
+            Some("example") => {
+                crate::output::print_text(&crate::config::reference::example_toml());
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
     let raw = raw_config(&matches)?;
     let config = Config::from_raw(&raw)?;
     let log = init_logging(&config.log_level, matches.get_flag("quiet"));
+    for u in crate::config::reference::unsupported_set(|name| std::env::var(name).ok()) {
+        tracing::warn!(
+            variable = u.name,
+            "ElectrumX setting not supported by anode, ignored: {}",
+            u.instead
+        );
+    }
     match matches.subcommand() {
         Some(("simulate", sub)) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

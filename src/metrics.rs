@@ -10,7 +10,7 @@
 //! Label values are `&'static str`, so a client cannot grow the number of series: the server
 //! passes its own method names, never the text a client sent.
 //!
-//! Every series is listed in `docs/admin.md`.
+//! Every series is listed in `docs/metrics.md` (checked by `tests/docs_check.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;

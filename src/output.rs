@@ -29,6 +29,11 @@ pub fn simulator_ready(url: &str, genesis: &str, custom_genesis: bool) {
     println!("control: sim_mine N, sim_add_mempool N, sim_reorg DEPTH, sim_outage MS (JSON-RPC); Ctrl-C stops");
 }
 
+/// Prints generated text as it is (`anode config reference`, `anode config example`).
+pub fn print_text(text: &str) {
+    print!("{text}");
+}
+
 /// Prints an answer line by line (`anode rpc`).
 pub fn print_lines(lines: &[String]) {
     for line in lines {

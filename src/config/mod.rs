@@ -5,6 +5,7 @@
 //! Every option is declared once in [`options::OPTIONS`].
 
 pub mod options;
+pub mod reference;
 mod services;
 
 use std::collections::BTreeMap;

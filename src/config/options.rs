@@ -52,7 +52,7 @@ options! {
     "daemon_p2p_addr", ["DAEMON_P2P_ADDR", "ANODE_DAEMON_P2P_ADDR"], "daemon-p2p-addr", None,
         "host:port of the node's P2P port for block_source = p2p. Default: the first daemon URL's host and the network's P2P port.";
     "zmq_block_url", ["ZMQ_BLOCK_URL"], "zmq-block-url", None,
-        "ZMQ hashblock endpoint of the node (zmqpubhashblock) for low-latency new-tip detection.";
+        "ZMQ hashblock endpoint of the node (zmqpubhashblock). Accepted but not used yet: the indexer polls the node (poll_interval_blocks_ms).";
     "poll_interval_blocks_ms", ["DAEMON_POLL_INTERVAL_BLOCKS"], "poll-interval-blocks-ms", Some("5000"),
         "Milliseconds between polls of the node for a new tip.";
     "poll_interval_mempool_ms", ["DAEMON_POLL_INTERVAL_MEMPOOL"], "poll-interval-mempool-ms", Some("5000"),
@@ -64,9 +64,9 @@ options! {
     "max_recv", ["MAX_RECV"], "max-recv", Some("5000000"),
         "Largest request in bytes; a session sending more is disconnected.";
     "max_subs", ["MAX_SUBS"], "max-subs", Some("250000"),
-        "Most script-hash subscriptions over all sessions.";
+        "Accepted for old ElectrumX configurations and ignored: the cost limits govern subscriptions (docs/protocol-divergences.md).";
     "max_session_subs", ["MAX_SESSION_SUBS"], "max-session-subs", Some("50000"),
-        "Most script-hash subscriptions of one session.";
+        "Accepted for old ElectrumX configurations and ignored, like max_subs.";
     "session_timeout", ["SESSION_TIMEOUT"], "session-timeout", Some("600"),
         "Seconds of silence after which a client session is closed.";
     "request_timeout", ["REQUEST_TIMEOUT"], "request-timeout", Some("30"),
@@ -104,7 +104,7 @@ options! {
     "ssl_keyfile", ["SSL_KEYFILE"], "ssl-keyfile", None,
         "PEM private key for ssl:// and wss:// services.";
     "metrics_addr", ["METRICS_ADDR", "ANODE_METRICS_ADDR"], "metrics-addr", None,
-        "host:port of the Prometheus endpoint, served at http://ADDR/metrics (off when unset; see docs/admin.md).";
+        "host:port of the Prometheus endpoint, served at http://ADDR/metrics (off when unset; see docs/metrics.md).";
     "log_level", ["LOG_LEVEL", "RUST_LOG"], "log-level", Some("info"),
         "Log filter: error, warn, info, debug, trace, or a tracing filter directive.";
 }
