@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::chain::Targets;
+use super::plan::Plan;
 use super::results::{Latency, QueryCell, StormResult};
 
 /// Longest wait for one answer.
@@ -357,29 +358,50 @@ pub async fn run_cell(
         seconds: elapsed,
         per_s: latency.count as f64 / elapsed,
         latency,
+        skipped: None,
     };
     (cell, kept)
 }
 
-/// Every query at every concurrency. `report` is told of each finished cell.
+/// Every query at every concurrency of `plan`. `report` is told of each finished cell.
 pub async fn run_queries(
     addr: &str,
     targets: &Arc<Targets>,
-    concurrency: &[usize],
-    seconds: f64,
+    plan: &Plan,
     mut report: impl FnMut(&QueryCell),
 ) -> anyhow::Result<Vec<QueryCell>> {
     let mut cells = Vec::new();
-    for &sessions in concurrency {
+    let heaviest = targets
+        .history
+        .len()
+        .checked_sub(1)
+        .filter(|_| targets.history.len() >= 3);
+    for &sessions in &plan.concurrency {
         let mut conns = open_sessions(addr, sessions)
             .await
             .with_context(|| format!("opening {sessions} sessions"))?;
         for query in Query::all(targets) {
+            if let (Query::History(i), Some(limit)) = (&query, plan.heavy_history_max_sessions) {
+                if Some(*i) == heaviest && sessions > limit {
+                    let cell = QueryCell {
+                        label: query.label(targets),
+                        sessions,
+                        skipped: Some(format!(
+                            "not run above {limit} sessions in the {} profile: every session sends at least one request and each costs the server time in proportion to the history (see the rows with fewer sessions), so this cell alone would outlast the profile's time budget",
+                            plan.name
+                        )),
+                        ..QueryCell::default()
+                    };
+                    report(&cell);
+                    cells.push(cell);
+                    continue;
+                }
+            }
             if conns.len() < sessions {
                 let more = open_sessions(addr, sessions - conns.len()).await?;
                 conns.extend(more);
             }
-            let (cell, kept) = run_cell(conns, &query, targets, seconds).await;
+            let (cell, kept) = run_cell(conns, &query, targets, plan.cell_seconds).await;
             report(&cell);
             cells.push(cell);
             conns = kept;

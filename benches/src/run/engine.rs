@@ -171,27 +171,21 @@ pub fn run_engine(
         .build()
         .context("client runtime")?;
     let name = engine.to_string();
-    match client_rt.block_on(client::run_queries(
-        &addr,
-        &targets,
-        &plan.concurrency,
-        plan.cell_seconds,
-        |c| {
-            say(&format!(
-                "[{name}] {} x{}: {:.0}/s p50 {:.2} ms p99 {:.2} ms{}",
-                c.label,
-                c.sessions,
-                c.per_s,
-                c.latency.p50_ms,
-                c.latency.p99_ms,
-                if c.errors > 0 {
-                    format!(" ({} errors)", c.errors)
-                } else {
-                    String::new()
-                }
-            ))
-        },
-    )) {
+    match client_rt.block_on(client::run_queries(&addr, &targets, plan, |c| {
+        say(&format!(
+            "[{name}] {} x{}: {:.0}/s p50 {:.2} ms p99 {:.2} ms{}",
+            c.label,
+            c.sessions,
+            c.per_s,
+            c.latency.p50_ms,
+            c.latency.p99_ms,
+            if c.errors > 0 {
+                format!(" ({} errors)", c.errors)
+            } else {
+                String::new()
+            }
+        ))
+    })) {
         Ok(cells) => result.queries = cells,
         Err(e) => result.failures.push(format!("queries: {e:#}")),
     }
@@ -272,6 +266,22 @@ pub fn run_engine(
     drop(stack);
     drop(sim_server);
     Ok(result)
+}
+
+/// A progress line for a finished query cell.
+pub fn cell_line(name: &str, c: &super::results::QueryCell) -> String {
+    if let Some(why) = &c.skipped {
+        return format!("[{name}] {} x{}: skipped: {why}", c.label, c.sessions);
+    }
+    let errors = if c.errors > 0 {
+        format!(" ({} errors)", c.errors)
+    } else {
+        String::new()
+    };
+    format!(
+        "[{name}] {} x{}: {:.0}/s p50 {:.2} ms p99 {:.2} ms{errors}",
+        c.label, c.sessions, c.per_s, c.latency.p50_ms, c.latency.p99_ms
+    )
 }
 
 fn drain(events: &mut mpsc::UnboundedReceiver<Event>) {

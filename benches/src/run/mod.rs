@@ -266,18 +266,12 @@ pub fn run_peer(
         },
         ..EngineResult::default()
     };
-    match runtime.block_on(client::run_queries(
-        server,
-        &targets,
-        &plan.concurrency,
-        plan.cell_seconds,
-        |c| {
-            say(&format!(
-                "[{name}] {} x{}: {:.0}/s p50 {:.2} ms p99 {:.2} ms",
-                c.label, c.sessions, c.per_s, c.latency.p50_ms, c.latency.p99_ms
-            ))
-        },
-    )) {
+    match runtime.block_on(client::run_queries(server, &targets, plan, |c| {
+        say(&format!(
+            "[{name}] {} x{}: {:.0}/s p50 {:.2} ms p99 {:.2} ms",
+            c.label, c.sessions, c.per_s, c.latency.p50_ms, c.latency.p99_ms
+        ))
+    })) {
         Ok(cells) => result.queries = cells,
         Err(e) => result.failures.push(format!("queries: {e:#}")),
     }

@@ -295,6 +295,7 @@ pub fn write(
                     let cells = results
                         .iter()
                         .map(|r| match find(r, sessions, key) {
+                            Some(c) if c.skipped.is_some() => "not run ¹".into(),
                             Some(c) => {
                                 let mut s = format!(
                                     "{}/s · {} / {}",
@@ -317,6 +318,13 @@ pub fn write(
                 })
                 .collect();
             table(&mut md, "method", &columns, &rows);
+        }
+        if let Some(why) = results
+            .iter()
+            .flat_map(|r| r.queries.iter())
+            .find_map(|c| c.skipped.as_ref())
+        {
+            let _ = writeln!(md, "¹ {why}.\n");
         }
     }
 

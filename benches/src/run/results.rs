@@ -109,6 +109,9 @@ pub struct QueryCell {
     pub per_s: f64,
     /// latencies of the answered requests
     pub latency: Latency,
+    /// why the cell was not run, when it was not
+    #[serde(default)]
+    pub skipped: Option<String>,
 }
 
 /// The wallet storm: many sessions subscribing many scripts each.
