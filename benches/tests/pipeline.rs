@@ -154,3 +154,84 @@ fn all_runs_every_workload_and_writes_the_report() {
         );
     }
 }
+
+/// `anode-bench peer` against a running anode over a simulated chain, its targets read from
+/// the simulator's RPC as from any node's.
+#[test]
+fn peer_mode_runs_the_client_workloads_against_a_server() {
+    if run::engines().is_empty() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let coin = anode_coins::lookup("Bitcoin", "regtest").expect("regtest");
+    let (chain, _) =
+        run::chain::build_chain(std::sync::Arc::clone(&coin), 5, 2_000).expect("chain");
+    let sim = anode::simulator::Simulator::new(chain);
+    let node = runtime
+        .block_on(anode::simulator::serve(
+            sim.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            anode::simulator::Auth { user_pass: None },
+        ))
+        .expect("simulator");
+    let db = tempfile::tempdir().expect("tempdir");
+    let mut flags: Vec<(&str, String)> = run::engine::BENCH_CONFIG
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    flags.push(("cache_mb", "64".into()));
+    let config =
+        anode::config::Config::from_raw(&anode::config::RawConfig::defaults().with_flags(flags))
+            .expect("config");
+    let daemon: std::sync::Arc<dyn anode::daemon::DaemonApi> =
+        std::sync::Arc::new(anode::simulator::SimDaemon::new(sim));
+    let stack = runtime
+        .block_on(anode::app::Stack::start(anode::app::StackOptions {
+            config,
+            coin,
+            daemon,
+            db_dir: db.path().join("db"),
+            log: None,
+            progress_bar: false,
+        }))
+        .expect("stack");
+    let addr = stack
+        .server
+        .lock()
+        .as_ref()
+        .and_then(|s| s.local_addr(anode::config::ServiceKind::Tcp))
+        .expect("tcp");
+    let out = tempfile::tempdir().expect("tempdir");
+    let plan = Plan::by_name("tiny").expect("tiny");
+    // `run_peer` has a runtime of its own: call it off this one's threads.
+    let report = std::thread::scope(|s| {
+        s.spawn(|| {
+            run::run_peer(
+                &addr.to_string(),
+                &run::TargetSource::Daemon(format!("http://{}", node.addr)),
+                &plan,
+                out.path(),
+                "anode-bench peer (test)",
+            )
+        })
+        .join()
+        .expect("peer thread")
+    })
+    .expect("peer run");
+    let text = std::fs::read_to_string(report).expect("report.md");
+    assert!(text.contains(&format!("peer {addr}")), "{text}");
+    assert!(
+        text.contains("## Queries") && text.contains("## Wallet storm"),
+        "{text}"
+    );
+    assert!(!text.contains("## Failures"), "{text}");
+    let raw = std::fs::read(out.path().join("raw-peer.json")).expect("raw");
+    let result: EngineResult = serde_json::from_slice(&raw).expect("parses");
+    assert!(result.queries.iter().all(|c| c.errors == 0));
+    assert_eq!(
+        result.storm.expect("storm").statuses,
+        (plan.storm_sessions * plan.storm_scripts) as u64
+    );
+    assert_well_formed_svg(&out.path().join("latency_p99.svg"));
+    runtime.block_on(stack.shutdown());
+}

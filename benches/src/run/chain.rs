@@ -31,9 +31,13 @@ pub fn build_chain(
             .map(|h| chain.block(h).map_or(0, |b| b.txids.len() as u64))
             .sum::<u64>();
     }
+    let block_bytes = (0..=chain.height())
+        .map(|h| chain.block(h).map_or(0, |b| b.raw.len() as u64))
+        .sum();
     let facts = ChainFacts {
         blocks: chain.height() + 1,
         txs: total + 1,
+        block_bytes,
         build_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((chain, facts))
@@ -57,6 +61,9 @@ pub struct Targets {
     pub tip_height: u32,
     /// transactions seen
     pub txs: u64,
+    /// bytes of the blocks read
+    #[serde(default)]
+    pub block_bytes: u64,
     /// scripts for `get_history`, `listunspent` and `get_balance`, smallest first
     pub history: Vec<HistoryTarget>,
     /// confirmed transactions: (txid hex, height)
@@ -169,6 +176,7 @@ impl TargetBuilder {
         Targets {
             tip_height: self.tip,
             txs: self.seen_txs,
+            block_bytes: 0,
             history,
             confirmed: self
                 .confirmed
@@ -195,7 +203,11 @@ pub fn targets_of_chain(
             builder.add_tx(*txid, height, &tx.inputs, &tx.outputs);
         }
     }
-    Ok(builder.finish(history_sizes, storm))
+    let mut targets = builder.finish(history_sizes, storm);
+    targets.block_bytes = (1..=chain.height())
+        .map(|h| chain.block(h).map_or(0, |b| b.raw.len() as u64))
+        .sum();
+    Ok(targets)
 }
 
 /// Targets of the chain a node serves, read block by block over its RPC.
@@ -208,6 +220,7 @@ pub async fn targets_of_daemon(
 ) -> anyhow::Result<Targets> {
     let height = daemon.block_count().await.context("getblockcount")?;
     let mut builder = TargetBuilder::new(Arc::clone(&coin));
+    let mut block_bytes = 0u64;
     let mut start = 1;
     while start <= height {
         let end = (start + 100).min(height + 1);
@@ -221,6 +234,7 @@ pub async fn targets_of_daemon(
                 .block(hash)
                 .await
                 .with_context(|| format!("block {h}"))?;
+            block_bytes += raw.len() as u64;
             let block = coin
                 .parse_block(&raw, Some(h))
                 .with_context(|| format!("parsing block {h}"))?;
@@ -231,5 +245,7 @@ pub async fn targets_of_daemon(
         progress(end - 1, height);
         start = end;
     }
-    Ok(builder.finish(history_sizes, storm))
+    let mut targets = builder.finish(history_sizes, storm);
+    targets.block_bytes = block_bytes;
+    Ok(targets)
 }

@@ -262,6 +262,7 @@ pub fn run_peer(
         chain: ChainFacts {
             blocks: targets.tip_height + 1,
             txs: targets.txs,
+            block_bytes: targets.block_bytes,
             build_seconds: 0.0,
         },
         ..EngineResult::default()

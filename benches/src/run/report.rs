@@ -189,9 +189,10 @@ pub fn write(
     if let Some(first) = results.iter().find(|r| r.chain.blocks > 0) {
         let _ = writeln!(
             md,
-            "## Chain\n\n{} blocks, {} transactions{}.\n",
+            "## Chain\n\nBitcoin regtest, {} blocks, {} transactions, {} MB of blocks{}.\n",
             first.chain.blocks,
             num(first.chain.txs as f64),
+            mb(first.chain.block_bytes),
             if info.peer {
                 String::new()
             } else {
@@ -265,7 +266,15 @@ pub fn write(
                 let _ = writeln!(md, "- {} compaction: {}", r.name, s.compaction_note);
             }
         }
-        md.push('\n');
+        let _ = writeln!(
+            md,
+            "- Bytes written: the engine process's `write_bytes` (`/proc/<pid>/io`) over the sync. \
+             The kernel counts a page-cache page when it is first dirtied, so a page rewritten \
+             before writeback counts once: short runs under-count rewrites.\n\
+             - The progress curve samples the indexer's tip (blocks applied, flushed or not) \
+             every 0.5 s; the writer is locked while it flushes, so a flush shows as a straight \
+             segment between the samples before and after it.\n"
+        );
     }
 
     if results.iter().any(|r| !r.queries.is_empty()) {
@@ -429,7 +438,7 @@ pub fn write(
                     .find_map(|r| r.mempool.get(i))
                     .map_or(0, |m| m.txs);
                 (
-                    format!("{txs} txs: s (tx/s)"),
+                    format!("{} txs: s (tx/s)", num(txs as f64)),
                     results
                         .iter()
                         .map(|r| {
@@ -530,7 +539,7 @@ fn find<'a>(
 }
 
 fn palette(i: usize) -> RGBColor {
-    const COLORS: [RGBColor; 8] = [
+    const COLORS: [RGBColor; 10] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -539,6 +548,8 @@ fn palette(i: usize) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
     ];
     COLORS[i % COLORS.len()]
 }
@@ -579,6 +590,7 @@ fn plot_sync(path: &Path, results: &[EngineResult]) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("seconds")
         .y_desc("transactions indexed")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(plot_err)?;
     for (i, (name, samples)) in series.iter().enumerate() {

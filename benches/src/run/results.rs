@@ -69,6 +69,9 @@ pub struct SyncResult {
     pub write_bytes: u64,
     /// bytes of the database directory after the sync
     pub disk_after_sync: u64,
+    /// largest size of the database directory seen by the progress samples during the sync
+    #[serde(default)]
+    pub disk_peak: u64,
     /// bytes of the database directory after a full compaction, when the engine compacts
     pub disk_after_compaction: Option<u64>,
     /// seconds the compaction took
@@ -191,6 +194,9 @@ pub struct ChainFacts {
     pub blocks: u32,
     /// transactions
     pub txs: u64,
+    /// bytes of all blocks
+    #[serde(default)]
+    pub block_bytes: u64,
     /// seconds the simulator took to build it
     pub build_seconds: f64,
 }

@@ -116,8 +116,10 @@ pub async fn sync_engine(
             Arc::clone(&cumulative_txs),
         );
         let engine = engine.to_string();
+        let dir = dir.to_path_buf();
         std::thread::spawn(move || {
             let mut samples = vec![(0.0, 0u32, 0u64)];
+            let mut disk_peak = 0u64;
             let mut last_said = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
@@ -126,6 +128,7 @@ pub async fn sync_engine(
                 let at = started.elapsed().as_secs_f64();
                 let txs = cumulative.get(height as usize).copied().unwrap_or(0);
                 samples.push((at, height, txs));
+                disk_peak = disk_peak.max(dir_bytes(&dir).unwrap_or(0));
                 if last_said.elapsed() >= Duration::from_secs(5) {
                     last_said = Instant::now();
                     let total = cumulative.last().copied().unwrap_or(0);
@@ -134,7 +137,7 @@ pub async fn sync_engine(
                     ));
                 }
             }
-            samples
+            (samples, disk_peak)
         })
     };
     let outcome = indexer.catch_up(&mut Progress::new(false)).await;
@@ -143,7 +146,7 @@ pub async fn sync_engine(
         .and_then(|_| store.sync().context("syncing the store to disk"));
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let mut samples = sampler
+    let (mut samples, disk_peak) = sampler
         .join()
         .map_err(|_| anyhow::anyhow!("the progress sampler panicked"))?;
     synced?;
@@ -154,6 +157,7 @@ pub async fn sync_engine(
     samples.push((seconds, height, txs));
     drop(indexer);
     let disk_after_sync = dir_bytes(dir)?;
+    let disk_peak = disk_peak.max(disk_after_sync);
 
     // Only RocksDB and SQLite implement `Store::compact` (compact_range on every column
     // family; VACUUM plus a WAL checkpoint). LMDB has no in-place compaction.
@@ -191,6 +195,7 @@ pub async fn sync_engine(
         peak_rss,
         write_bytes,
         disk_after_sync,
+        disk_peak,
         disk_after_compaction,
         compaction_seconds,
         compaction_note,
