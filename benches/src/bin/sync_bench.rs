@@ -12,15 +12,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anode::daemon::{DaemonApi, RpcDaemon, RpcDaemonOptions};
+use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemonOptions};
 use anode::index::schema::TABLES;
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
 use anode::simulator::{serve, Auth, Profile, SimChain, SimDaemon, Simulator};
 use anode::store_factory::{open_store, Tuning};
-use anode_benches::run::sync::{self as bench_sync, proc_status_bytes};
 use anyhow::{bail, Context};
 use clap::{Arg, ArgAction, Command};
 use serde_json::json;
+
+/// `VmHWM` or `VmRSS` of this process in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
 
 fn main() -> anyhow::Result<()> {
     let matches = Command::new("sync-bench")
@@ -93,11 +103,19 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut disk_bytes = 0;
     if fetch_only {
-        runtime.block_on(bench_sync::fetch_only(
-            Arc::clone(&daemon),
-            Arc::clone(&coin),
-            blocks - 1,
-        ))?;
+        runtime.block_on(async {
+            let mut rx = BlockFetcher::spawn(
+                Arc::clone(&daemon),
+                Arc::clone(&coin),
+                0,
+                blocks - 1,
+                FetcherOptions::default(),
+            );
+            while let Some(block) = rx.recv().await {
+                block?;
+            }
+            anyhow::Ok(())
+        })?;
     } else {
         let engine = engine.clone().unwrap_or_default();
         let store = open_store(&engine, &dir, TABLES, Tuning { cache_mb })?;
