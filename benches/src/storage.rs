@@ -230,11 +230,7 @@ pub fn sync_commits(
         let mut batch = WriteBatch::with_capacity(rows_per_commit);
         for r in 0..rows_per_commit {
             let tx = first_tx + (c * rows_per_commit + r) as u64;
-            batch.put(
-                HISTORY,
-                history_key(rng.gen(), tx),
-                tx.to_le_bytes().to_vec(),
-            );
+            batch.put(HISTORY, history_key(rng.gen(), tx), tx.to_le_bytes());
         }
         lat.time(|| store.write(batch, Durability::Sync))?;
     }
@@ -269,7 +265,7 @@ pub fn read_while_write(
                 let mut batch = WriteBatch::with_capacity(1000);
                 for _ in 0..1000 {
                     let key = history_key(rng.gen_range(0..data.hashxs), tx);
-                    batch.put(HISTORY, key, tx.to_le_bytes().to_vec());
+                    batch.put(HISTORY, key, tx.to_le_bytes());
                     tx += 1;
                 }
                 store.write(batch, Durability::Bulk)?;

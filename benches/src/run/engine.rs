@@ -172,19 +172,7 @@ pub fn run_engine(
         .context("client runtime")?;
     let name = engine.to_string();
     match client_rt.block_on(client::run_queries(&addr, &targets, plan, |c| {
-        say(&format!(
-            "[{name}] {} x{}: {:.0}/s p50 {:.2} ms p99 {:.2} ms{}",
-            c.label,
-            c.sessions,
-            c.per_s,
-            c.latency.p50_ms,
-            c.latency.p99_ms,
-            if c.errors > 0 {
-                format!(" ({} errors)", c.errors)
-            } else {
-                String::new()
-            }
-        ))
+        say(&cell_line(&name, c))
     })) {
         Ok(cells) => result.queries = cells,
         Err(e) => result.failures.push(format!("queries: {e:#}")),

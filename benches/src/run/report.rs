@@ -239,6 +239,10 @@ pub fn write(
                 cell(&|s| mb(s.disk_after_sync)),
             ),
             (
+                "disk peak during the sync MB (0.5 s samples)".to_string(),
+                cell(&|s| mb(s.disk_peak)),
+            ),
+            (
                 "disk after compaction MB".to_string(),
                 cell(&|s| s.disk_after_compaction.map_or("n/a".into(), mb)),
             ),
