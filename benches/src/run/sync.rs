@@ -154,6 +154,8 @@ pub async fn sync_engine(
     let write_bytes = proc_write_bytes().saturating_sub(written_before);
     let height = indexer.tip().map_or(0, |t| t.0);
     let txs = cumulative_txs.get(height as usize).copied().unwrap_or(0);
+    // The sampler may wake once more after the sync ended: the curve stops at its end.
+    samples.retain(|s| s.0 < seconds);
     samples.push((seconds, height, txs));
     drop(indexer);
     let disk_after_sync = dir_bytes(dir)?;
