@@ -544,6 +544,20 @@ impl SimChain {
         Ok(hashes)
     }
 
+    /// Mines one block of `fresh` new transactions besides the coinbase, whatever the profile's
+    /// block size, leaving the mempool out: a block whose transactions the server has not seen
+    /// (the benchmarks' tip measurement).
+    pub fn mine_block_of(&mut self, fresh: u32) -> Result<Hash32, SimError> {
+        let profile_size = self.profile.txs_per_block;
+        self.profile.txs_per_block = (fresh, fresh);
+        let mined = self.mine(1, false);
+        self.profile.txs_per_block = profile_size;
+        mined?
+            .into_iter()
+            .next()
+            .ok_or(SimError::Nothing("no block mined"))
+    }
+
     /// Adds `count` random transactions to the mempool; they may spend one another (chains of
     /// unconfirmed parents).
     pub fn add_mempool_txs(&mut self, count: u32) -> Result<Vec<Hash32>, SimError> {

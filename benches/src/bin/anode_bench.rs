@@ -1,0 +1,146 @@
+//! `anode-bench`: the benchmark suite (see `anode_benches::run`).
+//!
+//! ```text
+//! cargo run -p anode-benches --release --all-features -- all --profile small
+//! cargo run -p anode-benches --release --all-features -- peer --server HOST:PORT \
+//!     --scripts-from-daemon http://user:pass@HOST:PORT/
+//! ```
+
+use std::path::PathBuf;
+
+use anode_benches::run::{self, plan::Plan, say, AllOptions, TargetSource};
+use anyhow::{bail, Context};
+use clap::{Arg, ArgMatches, Command};
+
+fn profile_arg() -> Arg {
+    Arg::new("profile")
+        .long("profile")
+        .default_value("small")
+        .help(
+        "tiny (seconds), small (~150k txs, under 15 min for 3 engines), medium (~1M), large (~5M)",
+    )
+}
+
+fn seed_arg() -> Arg {
+    Arg::new("seed")
+        .long("seed")
+        .default_value("1")
+        .help("chain seed")
+}
+
+fn parse<T: std::str::FromStr>(m: &ArgMatches, name: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    m.get_one::<String>(name)
+        .with_context(|| format!("--{name} is missing"))?
+        .parse()
+        .with_context(|| format!("--{name}"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let matches = Command::new("anode-bench")
+        .about("anode's benchmark suite: sync, queries, wallet storm, new blocks, mempool and reorgs per storage engine, with a report")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("all")
+                .about("Every workload for every engine compiled in; writes report.md and SVG plots")
+                .arg(profile_arg())
+                .arg(seed_arg())
+                .arg(Arg::new("cache-mb").long("cache-mb").default_value("1200"))
+                .arg(Arg::new("out").long("out").default_value("target/bench-report").help("output directory"))
+                .arg(Arg::new("engines").long("engines").help("comma-separated engines (default: every one compiled in)"))
+                .arg(Arg::new("work-dir").long("work-dir").help("where the databases go (default: the system's temporary directory)")),
+        )
+        .subcommand(
+            Command::new("peer")
+                .about("The query and storm workloads against any Electrum server (plain TCP)")
+                .arg(Arg::new("server").long("server").required(true).help("HOST:PORT of the Electrum server"))
+                .arg(Arg::new("scripts-from-daemon").long("scripts-from-daemon").help("node RPC URL whose chain the server indexes (regtest); the scripts and transactions queried are read from it"))
+                .arg(Arg::new("scripts-file").long("scripts-file").help("targets.json written by `all` (same chain, same seed)"))
+                .arg(profile_arg())
+                .arg(Arg::new("out").long("out").default_value("target/bench-report/peer")),
+        )
+        .subcommand(
+            Command::new("engine")
+                .hide(true)
+                .about("One engine's run (a child process of `all`)")
+                .arg(Arg::new("engine").long("engine").required(true))
+                .arg(profile_arg())
+                .arg(seed_arg())
+                .arg(Arg::new("cache-mb").long("cache-mb").default_value("1200"))
+                .arg(Arg::new("result").long("result").required(true))
+                .arg(Arg::new("targets").long("targets")),
+        )
+        .subcommand(
+            Command::new("fetch")
+                .hide(true)
+                .about("The fetch+parse limit (a child process of `all`)")
+                .arg(profile_arg())
+                .arg(seed_arg())
+                .arg(Arg::new("result").long("result").required(true)),
+        )
+        .get_matches();
+
+    match matches.subcommand() {
+        Some(("all", m)) => {
+            let plan = Plan::by_name(&parse::<String>(m, "profile")?)?;
+            let engines: Vec<String> = match m.get_one::<String>("engines") {
+                Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+                None => run::engines().iter().map(|s| s.to_string()).collect(),
+            };
+            if engines.is_empty() {
+                bail!("this build has no storage engine: build with --all-features");
+            }
+            let options = AllOptions {
+                exe: std::env::current_exe().context("locating anode-bench")?,
+                plan,
+                seed: parse(m, "seed")?,
+                cache_mb: parse(m, "cache-mb")?,
+                out: PathBuf::from(parse::<String>(m, "out")?),
+                engines,
+                work_dir: m.get_one::<String>("work-dir").map(PathBuf::from),
+                command: command_line,
+            };
+            run::run_all(&options)?;
+        }
+        Some(("peer", m)) => {
+            let plan = Plan::by_name(&parse::<String>(m, "profile")?)?;
+            let source = match (
+                m.get_one::<String>("scripts-from-daemon"),
+                m.get_one::<String>("scripts-file"),
+            ) {
+                (Some(url), None) => TargetSource::Daemon(url.clone()),
+                (None, Some(file)) => TargetSource::File(PathBuf::from(file)),
+                _ => bail!("give one of --scripts-from-daemon URL or --scripts-file FILE"),
+            };
+            let server = parse::<String>(m, "server")?;
+            let out = PathBuf::from(parse::<String>(m, "out")?);
+            let path = run::run_peer(&server, &source, &plan, &out, &command_line)?;
+            say(&format!("report: {}", path.display()));
+        }
+        Some(("engine", m)) => {
+            let plan = Plan::by_name(&parse::<String>(m, "profile")?)?;
+            let targets = m.get_one::<String>("targets").map(PathBuf::from);
+            run::child_engine(
+                &parse::<String>(m, "engine")?,
+                &plan,
+                parse(m, "seed")?,
+                parse(m, "cache-mb")?,
+                &PathBuf::from(parse::<String>(m, "result")?),
+                targets.as_deref(),
+            )?;
+        }
+        Some(("fetch", m)) => {
+            let plan = Plan::by_name(&parse::<String>(m, "profile")?)?;
+            run::child_fetch(
+                &plan,
+                parse(m, "seed")?,
+                &PathBuf::from(parse::<String>(m, "result")?),
+            )?;
+        }
+        _ => bail!("unknown subcommand"),
+    }
+    Ok(())
+}
