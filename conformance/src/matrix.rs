@@ -77,6 +77,9 @@ pub fn encodable_coins() -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Longest a cell may run.
+const CELL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// One row of the matrix.
 #[derive(Debug)]
 pub struct Row {
@@ -270,6 +273,7 @@ pub async fn run_cell(
         steps: Vec::new(),
         seconds: 0.0,
     };
+    tracing::info!(backend = %row.backend, coin = %row.coin, "cell start");
     let outcome = async {
         let cell = Cell::start(&backend, &coin, &net, &options, &cert).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "anode started");
@@ -289,8 +293,14 @@ pub async fn run_cell(
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "suite done");
         cell.stop().await;
         report
-    }
-    .await;
+    };
+    // A hung server must fail its cell, not stall the matrix.
+    let outcome = match tokio::time::timeout(CELL_TIMEOUT, outcome).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(anyhow::anyhow!(
+            "the cell did not finish within {CELL_TIMEOUT:?}"
+        )),
+    };
     match outcome {
         Ok(report) => {
             row.results = report.results;
@@ -314,7 +324,7 @@ pub async fn run(options: MatrixOptions) -> anyhow::Result<Vec<Row>> {
             cells.push((backend.clone(), coin.clone(), net.clone()));
         }
     }
-    let rows: Vec<Row> = futures::stream::iter(cells.into_iter().map(|(b, c, n)| {
+    let mut rows: Vec<Row> = futures::stream::iter(cells.into_iter().map(|(b, c, n)| {
         let (options, cert) = (Arc::clone(&options), Arc::clone(&cert));
         async move {
             let name = format!("{b} {c} {n}");
@@ -331,9 +341,19 @@ pub async fn run(options: MatrixOptions) -> anyhow::Result<Vec<Row>> {
             }
         }
     }))
-    .buffered(options.jobs.max(1))
+    .buffer_unordered(options.jobs.max(1))
     .collect()
     .await;
+    // Back to the order of the options: engines, then the registry's coin order.
+    let rank = |r: &Row| {
+        let b = options.backends.iter().position(|x| *x == r.backend);
+        let c = options
+            .coins
+            .iter()
+            .position(|(c, n)| format!("{c} {n}") == r.coin);
+        (b, c)
+    };
+    rows.sort_by_key(rank);
     Ok(rows)
 }
 

@@ -328,7 +328,7 @@ pub async fn run(
         async move {
             checks::static_checks(s, &view).await;
             checks::subscribe_all(s, &view, &selection).await;
-            checks::reads(s, &view, &selection, &verbose_tx).await;
+            checks::reads(s, &view, &selection, &verbose_tx, true).await;
         }
     }))
     .await;
@@ -363,7 +363,8 @@ pub async fn run(
                 async move {
                     s.rec.step = step.name().to_string();
                     checks::notifications(s, &view, &selection, options.notify_timeout).await;
-                    checks::reads(s, &view, &selection, &verbose_tx).await;
+                    let full = step == Step::ALL[Step::ALL.len() - 1];
+                    checks::reads(s, &view, &selection, &verbose_tx, full).await;
                 }
             }))
             .await;
