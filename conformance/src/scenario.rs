@@ -197,7 +197,8 @@ impl WalletDriver {
             };
             // Amounts vary so outputs are distinguishable; the wallet spends unconfirmed
             // change, which gives mempool transactions with unconfirmed parents.
-            let amount = 0.1 + 0.01 * (self.addresses.len() as f64);
+            let sats = 10_000_000 + 1_000_000 * self.addresses.len() as u64;
+            let amount = sats as f64 / 1e8;
             self.node
                 .call("sendtoaddress", json!([address, amount]))
                 .await?;

@@ -131,25 +131,20 @@ pub fn select(view: &ChainView) -> Selection {
             });
         }
     };
-    if let Some((s, _)) = ranked.first() {
-        add("most-used", s, &mut scripts);
-    }
-    if let Some((s, _)) = ranked
-        .iter()
-        .find(|(_, n)| *n >= 2)
-        .filter(|_| ranked.len() > 1)
-    {
-        add("many", s, &mut scripts);
+    // The most used script (very many transactions for a chain this size), the runner-up
+    // (many), one with a single transaction, and one never used.
+    if let Some((s, n)) = ranked.first() {
+        add(&format!("most-used ({n} txs)"), s, &mut scripts);
     }
     if let Some((s, n)) = ranked.get(1).filter(|(_, n)| *n >= 2) {
-        add(&format!("{n}-txs"), s, &mut scripts);
+        add(&format!("many ({n} txs)"), s, &mut scripts);
     }
     if let Some((s, _)) = ranked.iter().find(|(_, n)| *n == 1) {
         add("one-tx", s, &mut scripts);
     }
     let unused = [
         &[0x76, 0xa9, 0x14][..],
-        &crate::model::display(&coin.script_hash(b"anode-conformance unused")).as_bytes()[..20],
+        &coin.script_hash(b"anode-conformance unused")[..20],
         &[0x88, 0xac],
     ]
     .concat();
@@ -174,26 +169,27 @@ pub fn select(view: &ChainView) -> Selection {
             outpoints.push(o);
         }
     };
+    // Confirmed outputs: one spent in a block, one spent in the mempool, one unspent.
     let confirmed = view.blocks.iter().skip(1).flat_map(|b| b.txids.iter());
-    let mut spent = None;
-    let mut unspent = None;
+    let (mut spent, mut spent_in_mempool, mut unspent) = (None, None, None);
     for txid in confirmed {
         for vout in 0..view.txs[txid].outputs.len() as u32 {
             let o = OutPoint { txid: *txid, vout };
             if view.indexed_output(&o).is_none() {
                 continue;
             }
-            match view.spenders.get(&o) {
-                Some(s) if view.txs[s].confirmed.is_some() => spent = spent.or(Some(o)),
-                Some(_) => push(o, &mut outpoints), // spent in the mempool
-                None => unspent = unspent.or(Some(o)),
-            }
+            let slot = match view.spenders.get(&o) {
+                Some(s) if view.txs[s].confirmed.is_some() => &mut spent,
+                Some(_) => &mut spent_in_mempool,
+                None => &mut unspent,
+            };
+            slot.get_or_insert(o);
         }
     }
-    outpoints.truncate(1);
-    for o in [spent, unspent].into_iter().flatten() {
+    for o in [spent_in_mempool, spent, unspent].into_iter().flatten() {
         push(o, &mut outpoints);
     }
+    // Outputs of mempool transactions (the last often has an unconfirmed parent).
     if let Some(t) = view.mempool.last() {
         push(OutPoint { txid: *t, vout: 0 }, &mut outpoints);
     }
