@@ -104,8 +104,13 @@ async fn run_matrix(sub: &ArgMatches) -> anyhow::Result<usize> {
     out(&table)?;
     if let Some(path) = sub.get_one::<String>("write") {
         let args: Vec<String> = std::env::args().skip(1).collect();
+        let profile = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
         let command = format!(
-            "cargo run -p anode-conformance --release --all-features -- {}",
+            "cargo run -p anode-conformance{profile} --all-features -- {}",
             args.join(" ")
         );
         matrix::write_markdown(std::path::Path::new(path), &table, &command)?;
