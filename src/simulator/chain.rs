@@ -150,10 +150,14 @@ impl SimChain {
                 header.extend_from_slice(&GENESIS_TIME.to_le_bytes());
                 header.extend_from_slice(&REGTEST_BITS.to_le_bytes());
                 header.extend_from_slice(&2u32.to_le_bytes());
-                if coin.header_hash(&header).ok() == Some(coin.params().genesis_hash) {
-                    let mut raw = header.clone();
-                    raw.push(1);
-                    raw.extend_from_slice(&raw_tx);
+                let mut raw = header.clone();
+                raw.push(1);
+                raw.extend_from_slice(&raw_tx);
+                // Only where the block format is Bitcoin's too (Bitcoin Gold shares the regtest
+                // genesis hash but not the header layout).
+                if coin.header_hash(&header).ok() == Some(coin.params().genesis_hash)
+                    && coin.parse_block(&raw, Some(0)).is_ok()
+                {
                     let block = anode_coins::EncodedBlock {
                         hash: coin.params().genesis_hash,
                         header,
@@ -510,13 +514,25 @@ impl SimChain {
             self.block_without_mempool = None;
             let fees: u64 = txids.iter().map(|t| self.txs[t].fee).sum();
             let script = self.payee_script();
-            let coinbase_outputs = vec![TxOut {
+            let mut coinbase_outputs = vec![TxOut {
                 value: BLOCK_REWARD + fees,
                 script,
             }];
             self.extra_nonce += 1;
             let encoder = self.coin.encoder().expect("checked in new");
-            let coinbase = encoder.coinbase(height, self.extra_nonce, &coinbase_outputs)?;
+            let mut coinbase = encoder.coinbase(height, self.extra_nonce, &coinbase_outputs)?;
+            if self.txs.contains_key(&coinbase.txid) {
+                // Families whose txid leaves out the coinbase's height push (Decred: it sits
+                // in the witness) would repeat a txid; a data output with the height keeps
+                // every txid unique, as BIP30 requires.
+                let mut data = vec![0x6a, 0x04];
+                data.extend_from_slice(&height.to_le_bytes());
+                coinbase_outputs.push(TxOut {
+                    value: 0,
+                    script: data,
+                });
+                coinbase = encoder.coinbase(height, self.extra_nonce, &coinbase_outputs)?;
+            }
             let mut encoded = Vec::with_capacity(txids.len() + 1);
             encoded.push(coinbase.clone());
             for txid in &txids {
