@@ -1,3 +1,5 @@
+// Build scripts talk to cargo through stdout.
+#![allow(clippy::print_stdout)]
 //! Records the versions the benchmark report names: the compiler, and the storage-engine
 //! crates as resolved in the workspace's Cargo.lock.
 
