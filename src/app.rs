@@ -65,30 +65,11 @@ pub struct StackOptions {
     pub progress_bar: bool,
 }
 
-/// Checks that the node serves the configured network (its genesis block).
-pub async fn check_node(daemon: &dyn DaemonApi, coin: &dyn Coin) -> anyhow::Result<()> {
-    let genesis = daemon
-        .block_hashes(0..1)
-        .await
-        .context("asking the node for its genesis block")?;
-    let expected = coin.params().genesis_hash;
-    if genesis.first() != Some(&expected) {
-        bail!(
-            "the node's genesis block is {}, but {} {} starts with {}: point DAEMON_URL at a \
-             node of that network, or set COIN/NET to the node's",
-            genesis.first().map(hash_to_hex).unwrap_or_default(),
-            coin.params().coin,
-            coin.params().net,
-            hash_to_hex(&expected)
-        );
-    }
-    Ok(())
-}
-
 impl Stack {
     /// Opens the index, starts following the node, waits for the initial sync, then opens the
     /// listeners, the admin RPC and the metrics endpoint.
     pub async fn start(options: StackOptions) -> anyhow::Result<Arc<Stack>> {
+        listen_for_signals();
         let StackOptions {
             config,
             coin,
@@ -152,13 +133,27 @@ impl Stack {
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut synced = indexer.synced();
-        let index_task = tokio::spawn(Arc::clone(&indexer).run(shutdown_rx.clone()));
         let metrics = Arc::new(Metrics::new());
+        {
+            let metrics = Arc::clone(&metrics);
+            indexer.set_flush_observer(Arc::new(move |report| {
+                metrics.flush_finished(report.elapsed, report.bytes)
+            }));
+        }
+        let index_task = tokio::spawn(Arc::clone(&indexer).run(shutdown_rx.clone()));
         let metrics_server = crate::metrics::serve_configured(&config, Arc::clone(&metrics))
             .await
             .context("starting the metrics endpoint")?;
+        let sync_gauges = tokio::spawn(update_sync_gauges(
+            Arc::clone(&metrics),
+            Arc::clone(&indexer),
+            Arc::clone(&daemon),
+            synced.clone(),
+        ));
 
-        // Like ElectrumX, clients are served once the index has caught up with the node.
+        // Like ElectrumX, clients are served once the index has caught up with the node. A
+        // signal meanwhile stops the sync after its current block, with a last flush, so the
+        // next start resumes from there.
         let mut index_task = Some(index_task);
         loop {
             if *synced.borrow() {
@@ -169,14 +164,38 @@ impl Stack {
                     if changed.is_err() { break; }
                 }
                 finished = async { index_task.as_mut().expect("present").await } => {
+                    sync_gauges.abort();
                     match finished {
                         Ok(Ok(())) => bail!("the indexer stopped before catching up"),
                         Ok(Err(e)) => return Err(e).context("indexing"),
                         Err(e) => bail!("the indexer task failed: {e}"),
                     }
                 }
+                _ = signal_number(1) => {
+                    info!("signal received during the initial sync: flushing, then stopping (again to force)");
+                    let _ = shutdown.send(true);
+                    let task = index_task.take().expect("present");
+                    tokio::select! {
+                        finished = task => {
+                            sync_gauges.abort();
+                            if let Some(server) = metrics_server {
+                                server.stop().await;
+                            }
+                            match finished {
+                                Ok(Ok(())) => return Err(StoppedBeforeSync.into()),
+                                Ok(Err(e)) => return Err(e).context("indexing"),
+                                Err(e) => bail!("the indexer task failed: {e}"),
+                            }
+                        }
+                        _ = signal_number(2) => {
+                            warn!("second signal: exiting without waiting for the flush");
+                            std::process::exit(1);
+                        }
+                    }
+                }
             }
         }
+        sync_gauges.abort();
 
         let query: Arc<dyn ChainQuery> = Arc::new(indexer.query());
         let server = Server::start(
@@ -238,6 +257,11 @@ impl Stack {
         let gauges = tokio::spawn(update_gauges(Arc::downgrade(&stack), shutdown_rx));
         stack.background.lock().push(gauges);
         Ok(stack)
+    }
+
+    /// Where the admin RPC listens, when configured (`rpc://` in the services).
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.lock().as_ref().map(|a| a.addr)
     }
 
     /// Asks everything to stop.
@@ -304,6 +328,39 @@ impl Stack {
     }
 }
 
+/// The sync's gauges before clients are served: the index's tip (pending blocks included),
+/// the node's height, the writer's cache and the database size.
+async fn update_sync_gauges(
+    metrics: Arc<Metrics>,
+    indexer: Arc<Indexer>,
+    daemon: Arc<dyn DaemonApi>,
+    mut synced: watch::Receiver<bool>,
+) {
+    while !*synced.borrow() {
+        if let Some((height, _)) = indexer.tip() {
+            metrics.set_tip(height);
+        }
+        metrics.set_cache_size("writer", indexer.pending_bytes() as u64);
+        if let Ok(count) = daemon.block_count().await {
+            metrics.set_daemon_height(count);
+        }
+        let stats_of = Arc::clone(&indexer);
+        if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || stats_of.store_stats()).await {
+            metrics.set_db_size(stats.disk_bytes);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = synced.changed() => {}
+        }
+    }
+}
+
+/// The server was stopped by a signal before the index caught up with the node: the work
+/// done so far is flushed and the next start resumes from it.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by a signal during the initial sync; the index was flushed and the next start resumes it")]
+pub struct StoppedBeforeSync;
+
 async fn update_gauges(stack: std::sync::Weak<Stack>, mut shutdown: watch::Receiver<bool>) {
     loop {
         {
@@ -311,6 +368,9 @@ async fn update_gauges(stack: std::sync::Weak<Stack>, mut shutdown: watch::Recei
             let tip = stack.query.tip();
             stack.metrics.set_tip(tip.height);
             stack.metrics.set_mempool_size(stack.query.mempool_size());
+            stack
+                .metrics
+                .set_cache_size("writer", stack.indexer.pending_bytes() as u64);
             if let Ok(count) = stack.daemon.block_count().await {
                 stack.metrics.set_daemon_height(count);
             }
@@ -471,28 +531,34 @@ impl AdminApi for StackAdmin {
     }
 
     async fn session_logging(&self, change: LoggingChange) -> LoggingState {
-        // Per-session request logging is not kept by this server; the run-time log filter
-        // (`log --level`) covers the need. Report the unchanged state honestly.
-        let _ = change;
-        LoggingState {
-            toggled: Vec::new(),
-            log_new: false,
+        let Ok(stack) = self.stack() else {
+            return LoggingState::default();
+        };
+        let server = stack.server.lock();
+        match server.as_ref() {
+            Some(server) => server.set_session_logging(change),
+            None => LoggingState::default(),
         }
     }
 
     async fn set_daemon_url(&self, urls: Option<&str>) -> Result<String, AdminError> {
-        match urls {
-            None => Ok(self
-                .config
-                .daemon_urls
-                .iter()
-                .map(|u| crate::daemon::hide_credentials(u))
-                .collect::<Vec<_>>()
-                .join(",")),
-            Some(_) => Err(AdminError::Unavailable(
-                "changing the node at run time is not supported: set DAEMON_URL and restart".into(),
-            )),
-        }
+        // As ElectrumX: no argument goes back to the configured DAEMON_URL (after a failover).
+        let stack = self.stack()?;
+        let port = stack.coin.params().rpc_port;
+        let urls: Vec<String> = match urls {
+            None => crate::daemon::daemon_urls(&self.config, stack.coin.as_ref()),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| crate::daemon::with_default_port(u, port))
+                .collect(),
+        };
+        stack
+            .daemon
+            .replace_urls(&urls)
+            .map_err(|e| AdminError::BadArgument(e.to_string()))?;
+        Ok(urls.first().cloned().unwrap_or_default())
     }
 
     async fn reorg(&self, count: u32) -> Result<(), AdminError> {
@@ -527,28 +593,51 @@ impl AdminApi for StackAdmin {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+static SIGNALS: std::sync::OnceLock<watch::Receiver<u32>> = std::sync::OnceLock::new();
+
+/// SIGINT and SIGTERM received since this first ran (inside the runtime). Counting, rather
+/// than waiting for the next one, loses no signal that arrives between two waits (e.g. while
+/// the stack moves from the initial sync to serving); the handlers are installed before this
+/// returns, so from then on a signal never takes the default action (ending the process).
+pub fn listen_for_signals() -> watch::Receiver<u32> {
+    SIGNALS
+        .get_or_init(|| {
+            let (count, receiver) = watch::channel(0u32);
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                if let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) {
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::select! {
+                                _ = term.recv() => {}
+                                _ = int.recv() => {}
+                            }
+                            count.send_modify(|n| *n += 1);
+                        }
+                    });
+                    return receiver;
                 }
             }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+            tokio::spawn(async move {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    count.send_modify(|n| *n += 1);
+                }
+            });
+            receiver
+        })
+        .clone()
+}
+
+/// Resolves once `n` signals have arrived in all (see [`listen_for_signals`]).
+pub async fn signal_number(n: u32) {
+    let mut count = listen_for_signals();
+    if count.wait_for(|&seen| seen >= n).await.is_err() {
+        // No handler could be installed: never resolves, as no signal can be seen.
+        std::future::pending::<()>().await;
     }
 }
 
@@ -557,13 +646,13 @@ pub async fn signal() {
 pub async fn run_until_stopped(stack: Arc<Stack>) -> anyhow::Result<()> {
     let mut requested = stack.shutdown_requested();
     let outcome = tokio::select! {
-        _ = signal() => { info!("signal received: shutting down (again to force)"); Ok(()) }
+        _ = signal_number(1) => { info!("signal received: shutting down (again to force)"); Ok(()) }
         _ = requested.wait_for(|v| *v) => { info!("stop requested"); Ok(()) }
         result = stack.wait() => result,
     };
     tokio::select! {
         _ = stack.shutdown() => {}
-        _ = signal() => {
+        _ = signal_number(2) => {
             warn!("second signal: exiting without waiting for the flush");
             std::process::exit(1);
         }
@@ -582,10 +671,9 @@ pub async fn serve(config: Config, log: Option<LogControl>) -> anyhow::Result<()
         .db_directory
         .clone()
         .context("set DB_DIRECTORY (or db_directory) to where the index should live")?;
-    let daemon = crate::daemon::connect(&config, coin.as_ref())?;
-    check_node(daemon.as_ref(), coin.as_ref()).await?;
+    let daemon = crate::daemon::connect_checked(&config, coin.as_ref()).await?;
     let progress_bar = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let stack = Stack::start(StackOptions {
+    let started = Stack::start(StackOptions {
         config,
         coin,
         daemon,
@@ -593,6 +681,13 @@ pub async fn serve(config: Config, log: Option<LogControl>) -> anyhow::Result<()
         log,
         progress_bar,
     })
-    .await?;
-    run_until_stopped(stack).await
+    .await;
+    match started {
+        Ok(stack) => run_until_stopped(stack).await,
+        Err(e) if e.is::<StoppedBeforeSync>() => {
+            info!("{e}");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

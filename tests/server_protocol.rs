@@ -1036,3 +1036,97 @@ async fn hostile_input_does_not_disturb_the_server() {
         json!({"data": "0"})
     );
 }
+
+#[tokio::test]
+async fn subscription_limits_per_session_and_for_the_server() {
+    let sim = chain(12, 3);
+    let mut config = test_config();
+    config.limits.max_session_subs = 2;
+    config.limits.max_subs = 3;
+    let h = start_with(sim, config).await;
+    let scripts: Vec<String> = popular_scripts(&h)
+        .iter()
+        .map(|(s, _)| hex::encode(s))
+        .take(4)
+        .collect();
+    assert_eq!(scripts.len(), 4, "the test chain needs four scripts");
+    let outpoint = h.sim.with_chain(|c| hx(&c.block(3).unwrap().txids[0]));
+    let mut a = h.client_v("1.7").await;
+    let mut b = h.client_v("1.7").await;
+    a.result("blockchain.scriptpubkey.subscribe", json!([scripts[0]]))
+        .await;
+    a.result("blockchain.scriptpubkey.subscribe", json!([scripts[1]]))
+        .await;
+    // Subscribing again to a script already held takes no room.
+    a.result("blockchain.scriptpubkey.subscribe", json!([scripts[1]]))
+        .await;
+    let (code, msg) = a
+        .error("blockchain.scriptpubkey.subscribe", json!([scripts[2]]))
+        .await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (1, "your address subscription limit 2 reached")
+    );
+    // Outpoints count against the same limits.
+    let (code, _) = a
+        .error("blockchain.outpoint.subscribe", json!([outpoint, 0, "00"]))
+        .await;
+    assert_eq!(code, 1);
+    b.result("blockchain.scriptpubkey.subscribe", json!([scripts[2]]))
+        .await;
+    let (code, msg) = b
+        .error("blockchain.scriptpubkey.subscribe", json!([scripts[3]]))
+        .await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (1, "server subscription limit 3 reached")
+    );
+    // Room comes back with an unsubscribe, and with a session's end.
+    assert_eq!(
+        a.result("blockchain.scriptpubkey.unsubscribe", json!([scripts[0]]))
+            .await,
+        json!(true)
+    );
+    b.result("blockchain.scriptpubkey.subscribe", json!([scripts[3]]))
+        .await;
+    drop(a);
+    let mut c = h.client_v("1.7").await;
+    let mut room = false;
+    for _ in 0..100 {
+        let answer = c
+            .call("blockchain.scriptpubkey.subscribe", json!([scripts[0]]))
+            .await;
+        if answer.get("error").is_none() {
+            room = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(room, "a closed session's subscriptions were not released");
+}
+
+#[tokio::test]
+async fn request_logging_toggles_per_session_and_for_new_sessions() {
+    use anode::admin::LoggingChange;
+    let h = start(5).await;
+    let _a = h.client_v("1.4").await;
+    let _b = h.client_v("1.4").await;
+    let ids: Vec<u64> = h.handle.sessions().iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 2);
+    let state = h
+        .handle
+        .set_session_logging(LoggingChange::Toggle(vec![ids[0], 999]));
+    assert_eq!(state.toggled, vec![(ids[0], true)]);
+    assert!(!state.log_new);
+    let state = h
+        .handle
+        .set_session_logging(LoggingChange::Toggle(vec![ids[0]]));
+    assert_eq!(state.toggled, vec![(ids[0], false)]);
+    let state = h.handle.set_session_logging(LoggingChange::All);
+    assert_eq!(state.toggled, vec![(ids[0], true), (ids[1], true)]);
+    assert!(state.log_new);
+    let state = h.handle.set_session_logging(LoggingChange::ToggleNew);
+    assert!(!state.log_new);
+    let state = h.handle.set_session_logging(LoggingChange::None);
+    assert_eq!(state.toggled, vec![(ids[0], false), (ids[1], false)]);
+}

@@ -320,3 +320,71 @@ fn anode_demo_once_indexes_serves_and_checks_itself() {
     );
     assert!(stdout.contains("merkle proofs verified"), "{stdout}");
 }
+
+/// The admin `daemon_url` command points the running server at another node: the old one
+/// goes away, and the server follows the chain through the new one; without an argument it
+/// returns to the configured URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_daemon_url_command_moves_the_server_to_another_node() {
+    use anode::daemon::{RetryPolicy, RpcDaemon, RpcDaemonOptions};
+    use anode::simulator::{serve, Auth};
+    let sim = simulator(9, 20);
+    let any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let first = serve(sim.clone(), any_port, Auth::default())
+        .await
+        .expect("first node");
+    let second = serve(sim.clone(), any_port, Auth::default())
+        .await
+        .expect("second node");
+    let first_url = first.url(&Auth::default());
+    let second_url = second.url(&Auth::default());
+    let daemon = RpcDaemon::new(RpcDaemonOptions {
+        urls: vec![first_url.clone()],
+        retry: RetryPolicy {
+            give_up_after: Some(Duration::from_secs(2)),
+            ..RetryPolicy::default()
+        },
+        ..RpcDaemonOptions::default()
+    })
+    .expect("client");
+    let (stack, addr, _dir) = support::index::start_stack_with(
+        std::sync::Arc::new(daemon),
+        &[
+            ("services", "tcp://127.0.0.1:0,rpc://127.0.0.1:0"),
+            ("daemon_url", &first_url),
+        ],
+    )
+    .await;
+    let admin = stack.admin_addr().expect("admin listener").to_string();
+    let moved = anode::admin::client::call(&admin, "daemon_url", json!({"daemon_url": second_url}))
+        .await
+        .expect("daemon_url");
+    assert_eq!(moved, json!(format!("now using daemon at {second_url}")));
+    first.stop();
+    drop(first);
+    sim.with_chain_mut(|c| c.mine(2, true)).expect("mine");
+    let mut wallet = Wallet::connect(addr).await;
+    wallet.call("server.version", json!(["e2e", "1.4"])).await;
+    let mut height = 0;
+    for _ in 0..200 {
+        height = wallet.call("blockchain.headers.subscribe", json!([])).await["height"]
+            .as_u64()
+            .unwrap_or(0);
+        if height == 22 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        height, 22,
+        "the server did not follow the chain through the new node"
+    );
+    let back = anode::admin::client::call(&admin, "daemon_url", json!({}))
+        .await
+        .expect("daemon_url without argument");
+    assert_eq!(back, json!(format!("now using daemon at {first_url}")));
+    let refused =
+        anode::admin::client::call(&admin, "daemon_url", json!({"daemon_url": "https://x/"})).await;
+    assert!(refused.is_err(), "{refused:?}");
+    stack.shutdown().await;
+}

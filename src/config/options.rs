@@ -64,9 +64,9 @@ options! {
     "max_recv", ["MAX_RECV"], "max-recv", Some("5000000"),
         "Largest request in bytes; a session sending more is disconnected.";
     "max_subs", ["MAX_SUBS"], "max-subs", Some("250000"),
-        "Accepted for old ElectrumX configurations and ignored: the cost limits govern subscriptions (docs/protocol-divergences.md).";
+        "Most script and outpoint subscriptions of all sessions together; a subscription past it gets ElectrumX 1.x's error \"server subscription limit N reached\". 0: no limit (ElectrumX 2.0's behaviour, where only the cost model governs subscriptions).";
     "max_session_subs", ["MAX_SESSION_SUBS"], "max-session-subs", Some("50000"),
-        "Accepted for old ElectrumX configurations and ignored, like max_subs.";
+        "Most script and outpoint subscriptions of one session; past it: \"your address subscription limit N reached\". 0: no limit.";
     "session_timeout", ["SESSION_TIMEOUT"], "session-timeout", Some("600"),
         "Seconds of silence after which a client session is closed.";
     "request_timeout", ["REQUEST_TIMEOUT"], "request-timeout", Some("30"),

@@ -9,19 +9,55 @@ use anode_coins::Coin;
 use super::{DaemonApi, DaemonError, P2pDaemon, P2pOptions, Result, RpcDaemon, RpcDaemonOptions};
 use crate::config::{BlockSource, Config};
 
-/// The node client for `config` and `coin`.
-pub fn connect(config: &Config, coin: &dyn Coin) -> Result<Arc<dyn DaemonApi>> {
+/// The node URLs of `config`, completed with the coin's RPC port where they name none (as
+/// ElectrumX reads `DAEMON_URL`).
+pub fn daemon_urls(config: &Config, coin: &dyn Coin) -> Vec<String> {
+    config
+        .daemon_urls
+        .iter()
+        .map(|url| super::rpc::with_default_port(url, coin.params().rpc_port))
+        .collect()
+}
+
+fn rpc_client(config: &Config, coin: &dyn Coin) -> Result<Arc<RpcDaemon>> {
     let use_rest = match config.block_source {
         BlockSource::Auto => None,
         BlockSource::Rest => Some(true),
         BlockSource::Rpc | BlockSource::P2p => Some(false),
     };
-    let rpc = Arc::new(RpcDaemon::new(RpcDaemonOptions {
-        urls: config.daemon_urls.clone(),
+    Ok(Arc::new(RpcDaemon::new(RpcDaemonOptions {
+        urls: daemon_urls(config, coin),
         cookie_file: config.daemon_cookie_file.clone(),
         use_rest,
         ..RpcDaemonOptions::default()
-    })?);
+    })?))
+}
+
+/// The node client for `config` and `coin`.
+pub fn connect(config: &Config, coin: &dyn Coin) -> Result<Arc<dyn DaemonApi>> {
+    with_block_source(rpc_client(config, coin)?, config, coin)
+}
+
+/// Like [`connect`], after checking that the node serves the coin's network, keeps every block
+/// and has a transaction index, so that a misconfigured node stops the server at start-up
+/// with advice instead of failing later.
+pub async fn connect_checked(config: &Config, coin: &dyn Coin) -> Result<Arc<dyn DaemonApi>> {
+    let rpc = rpc_client(config, coin)?;
+    let params = coin.params();
+    rpc.preflight(
+        &super::hash_to_hex(&params.genesis_hash),
+        &params.coin,
+        &params.net,
+    )
+    .await?;
+    with_block_source(rpc, config, coin)
+}
+
+fn with_block_source(
+    rpc: Arc<RpcDaemon>,
+    config: &Config,
+    coin: &dyn Coin,
+) -> Result<Arc<dyn DaemonApi>> {
     if config.block_source != BlockSource::P2p {
         return Ok(rpc);
     }

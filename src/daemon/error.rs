@@ -76,6 +76,9 @@ pub enum DaemonError {
          with txindex=1 (a reindex may be needed)"
     )]
     NoTxIndex,
+    /// An operation this client cannot do.
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The P2P block source failed.
     #[error("P2P block source {peer}: {source}")]
     P2p {

@@ -12,11 +12,11 @@ mod rpc;
 mod tips;
 mod types;
 
-pub use connect::connect;
+pub use connect::{connect, connect_checked, daemon_urls};
 pub use error::DaemonError;
 pub use fetcher::{BlockFetcher, FetchedBlock, FetcherOptions};
 pub use p2p::{P2pBlockSource, P2pDaemon, P2pError, P2pOptions};
-pub use rpc::{hide_credentials, RetryPolicy, RpcDaemon, RpcDaemonOptions};
+pub use rpc::{hide_credentials, with_default_port, RetryPolicy, RpcDaemon, RpcDaemonOptions};
 pub use tips::{ChainTip, TipWatcher};
 pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
 
@@ -98,6 +98,14 @@ pub trait DaemonApi: Send + Sync {
     async fn test_mempool_accept(&self, raw_hexes: &[String]) -> Result<serde_json::Value>;
     /// `submitpackage` with the node's answer.
     async fn submit_package(&self, raw_hexes: &[String]) -> Result<serde_json::Value>;
+    /// Points the client at other node URLs, starting with the first (the admin `daemon_url`
+    /// command). Clients without URLs refuse.
+    fn replace_urls(&self, urls: &[String]) -> Result<()> {
+        let _ = urls;
+        Err(DaemonError::Unsupported(
+            "this node client has no URLs to replace".into(),
+        ))
+    }
 }
 
 /// Display-order hex of an internal-order hash.

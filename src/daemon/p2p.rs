@@ -932,6 +932,9 @@ impl DaemonApi for P2pDaemon {
     async fn node_version(&self) -> Result<super::NodeVersion> {
         self.inner.node_version().await
     }
+    fn replace_urls(&self, urls: &[String]) -> Result<()> {
+        self.inner.replace_urls(urls)
+    }
     async fn send_raw_transaction(&self, raw_hex: &str) -> Result<Hash32> {
         self.inner.send_raw_transaction(raw_hex).await
     }

@@ -78,7 +78,8 @@ const NO: u8 = 2;
 /// A node reached over JSON-RPC, with failover between several URLs.
 pub struct RpcDaemon {
     http: reqwest::Client,
-    endpoints: Vec<Endpoint>,
+    /// replaced as a whole by [`RpcDaemon::set_urls`]; requests hold the list they started with
+    endpoints: std::sync::RwLock<std::sync::Arc<Vec<Endpoint>>>,
     current: AtomicUsize,
     cookie_file: Option<PathBuf>,
     cookie: Mutex<Option<(String, String)>>,
@@ -111,14 +112,10 @@ impl RpcDaemon {
                 url: String::new(),
                 reason: e.to_string(),
             })?;
-        let rest = match options.use_rest {
-            None => UNKNOWN,
-            Some(true) => YES,
-            Some(false) => NO,
-        };
+        let rest = initial_rest_state(options.use_rest);
         Ok(RpcDaemon {
             http,
-            endpoints,
+            endpoints: std::sync::RwLock::new(std::sync::Arc::new(endpoints)),
             current: AtomicUsize::new(0),
             cookie_file: options.cookie_file.clone(),
             cookie: Mutex::new(None),
@@ -130,10 +127,37 @@ impl RpcDaemon {
         })
     }
 
+    fn endpoints(&self) -> std::sync::Arc<Vec<Endpoint>> {
+        std::sync::Arc::clone(&self.endpoints.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// The URL in use, credentials hidden.
     pub fn current_url(&self) -> String {
-        let i = self.current.load(Ordering::Relaxed) % self.endpoints.len();
-        self.endpoints[i].base.to_string()
+        let endpoints = self.endpoints();
+        let i = self.current.load(Ordering::Relaxed) % endpoints.len();
+        endpoints[i].base.to_string()
+    }
+
+    /// Replaces the node URLs (the admin `daemon_url` command) and moves to the first. Requests
+    /// under way finish on the URL they started with. What the old node supported (REST, fee
+    /// methods) is asked again.
+    pub fn replace_urls(&self, urls: &[String]) -> Result<()> {
+        if urls.is_empty() {
+            return Err(DaemonError::NoUrl);
+        }
+        let endpoints = urls
+            .iter()
+            .map(|u| parse_endpoint(u))
+            .collect::<Result<Vec<_>>>()?;
+        *self.endpoints.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(endpoints);
+        self.current.store(0, Ordering::Relaxed);
+        self.rest
+            .store(initial_rest_state(self.options.use_rest), Ordering::Relaxed);
+        self.smart_fee.store(UNKNOWN, Ordering::Relaxed);
+        self.plain_fee.store(UNKNOWN, Ordering::Relaxed);
+        *self.cookie.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        info!(url = %self.current_url(), "daemon URL replaced");
+        Ok(())
     }
 
     fn read_cookie(&self) -> Option<(String, String)> {
@@ -155,15 +179,16 @@ impl RpcDaemon {
     }
 
     fn fail_over(&self, from: usize) {
-        if self.endpoints.len() > 1 {
-            let next = (from + 1) % self.endpoints.len();
+        let endpoints = self.endpoints();
+        if endpoints.len() > 1 && from < endpoints.len() {
+            let next = (from + 1) % endpoints.len();
             // Only the first caller to see the failure moves the pointer.
             if self
                 .current
                 .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
-                warn!(from = %self.endpoints[from].base, to = %self.endpoints[next].base, "failing over to the next daemon");
+                warn!(from = %endpoints[from].base, to = %endpoints[next].base, "failing over to the next daemon");
             }
         }
     }
@@ -175,8 +200,9 @@ impl RpcDaemon {
         let mut backoff = self.options.retry.initial_backoff;
         let mut refreshed_cookie = false;
         loop {
-            let index = self.current.load(Ordering::Relaxed) % self.endpoints.len();
-            let endpoint = &self.endpoints[index];
+            let endpoints = self.endpoints();
+            let index = self.current.load(Ordering::Relaxed) % endpoints.len();
+            let endpoint = &endpoints[index];
             let mut request = self.http.post(endpoint.base.clone()).json(body);
             if let Some((user, pass)) = self.credentials(endpoint) {
                 request = request.basic_auth(user, Some(pass));
@@ -305,8 +331,9 @@ impl RpcDaemon {
     }
 
     async fn block_rest(&self, hash: &Hash32) -> Result<Option<Vec<u8>>> {
-        let index = self.current.load(Ordering::Relaxed) % self.endpoints.len();
-        let url = self.endpoints[index]
+        let endpoints = self.endpoints();
+        let index = self.current.load(Ordering::Relaxed) % endpoints.len();
+        let url = endpoints[index]
             .base
             .join(&format!("rest/block/{}.bin", hash_to_hex(hash)))
             .map_err(|e| DaemonError::BadUrl {
@@ -425,6 +452,41 @@ impl RpcDaemon {
         warn!("cannot tell whether the daemon keeps a transaction index (no recent spends); assuming it does");
         Ok(())
     }
+}
+
+fn initial_rest_state(use_rest: Option<bool>) -> u8 {
+    match use_rest {
+        None => UNKNOWN,
+        Some(true) => YES,
+        Some(false) => NO,
+    }
+}
+
+/// `url` with `port` added when it names none, as ElectrumX completes `DAEMON_URL` with the
+/// coin's RPC port (an explicit `:80` is kept).
+pub fn with_default_port(url: &str, port: Option<u16>) -> String {
+    let Some(port) = port else {
+        return url.to_string();
+    };
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let has_port = match host_port.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => host_port.contains(':'),
+    };
+    if has_port || host_port.is_empty() {
+        return url.to_string();
+    }
+    let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
+    format!("{scheme}{authority}:{port}{path}")
 }
 
 fn parse_endpoint(url: &str) -> Result<Endpoint> {
@@ -579,6 +641,9 @@ fn from_value<T: serde::de::DeserializeOwned>(method: &str, value: Value) -> Res
 
 #[async_trait]
 impl DaemonApi for RpcDaemon {
+    fn replace_urls(&self, urls: &[String]) -> Result<()> {
+        RpcDaemon::replace_urls(self, urls)
+    }
     async fn chain_info(&self) -> Result<ChainInfo> {
         from_value(
             "getblockchaininfo",
@@ -745,6 +810,43 @@ mod tests {
             hide_credentials("http://u:secret@h:1/"),
             "http://u:***@h:1/"
         );
+    }
+
+    #[test]
+    fn a_url_without_port_gets_the_coins_rpc_port() {
+        let cases = [
+            ("user:pass@node", "user:pass@node:8332"),
+            ("http://user:pass@node", "http://user:pass@node:8332"),
+            ("http://user:p:ss@node/", "http://user:p:ss@node:8332/"),
+            ("http://node:80/", "http://node:80/"),
+            ("http://u:p@node:18443", "http://u:p@node:18443"),
+            ("http://[::1]/", "http://[::1]:8332/"),
+            ("http://u:p@[::1]:9/", "http://u:p@[::1]:9/"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(with_default_port(given, Some(8332)), expected, "{given}");
+        }
+        assert_eq!(with_default_port("http://node/", None), "http://node/");
+        let e = parse_endpoint(&with_default_port("u:p@127.0.0.1", Some(8332))).unwrap();
+        assert_eq!(e.base.as_str(), "http://127.0.0.1:8332/");
+    }
+
+    #[tokio::test]
+    async fn replaced_urls_take_effect_from_the_first() {
+        let daemon = RpcDaemon::new(RpcDaemonOptions {
+            urls: vec!["http://127.0.0.1:1/".into(), "http://127.0.0.1:2/".into()],
+            ..RpcDaemonOptions::default()
+        })
+        .unwrap();
+        daemon.fail_over(0);
+        assert_eq!(daemon.current_url(), "http://127.0.0.1:2/");
+        daemon
+            .replace_urls(&["http://u:p@127.0.0.1:3/".into()])
+            .unwrap();
+        assert_eq!(daemon.current_url(), "http://127.0.0.1:3/");
+        assert!(daemon.replace_urls(&[]).is_err());
+        assert!(daemon.replace_urls(&["https://x/".into()]).is_err());
+        assert_eq!(daemon.current_url(), "http://127.0.0.1:3/");
     }
 
     #[test]

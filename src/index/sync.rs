@@ -94,6 +94,8 @@ pub struct Indexer {
     reorg_limit: u32,
     last_tip: Mutex<Option<(u32, Hash32)>>,
     synced: watch::Sender<bool>,
+    /// set when shutdown is asked: a catch-up stops after its current block
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Indexer {
@@ -119,7 +121,12 @@ impl Indexer {
             reorg_limit,
             last_tip: Mutex::new(last_tip),
             synced: watch::channel(false).0,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads for the protocol server over this indexer's state.
@@ -148,6 +155,11 @@ impl Indexer {
     /// The store's size figures.
     pub fn store_stats(&self) -> anode_store::Result<anode_store::StoreStats> {
         self.store.stats()
+    }
+
+    /// Calls `observer` after every committed flush.
+    pub fn set_flush_observer(&self, observer: super::writer::FlushObserver) {
+        self.writer.lock().set_flush_observer(observer);
     }
 
     /// Estimated bytes of blocks applied but not yet flushed.
@@ -228,7 +240,7 @@ impl Indexer {
     /// then fetches and applies the rest.
     pub async fn catch_up(&self, progress: &mut Progress) -> Result<CatchUp, SyncError> {
         let mut outcome = CatchUp::default();
-        loop {
+        while !self.is_stopping() {
             let info = self.daemon.chain_info().await?;
             let node_height = info.blocks;
             outcome.tip_height = node_height;
@@ -273,7 +285,7 @@ impl Indexer {
             }
             let applied = self.apply_range(from, node_height, progress).await?;
             outcome.applied += applied.0;
-            if !applied.1 {
+            if !applied.1 && !self.is_stopping() {
                 // the node's chain changed under the fetch: look for the fork again
                 continue;
             }
@@ -313,6 +325,10 @@ impl Indexer {
         }
         let mut complete = true;
         while let Some(block) = blocks.recv().await {
+            if self.is_stopping() {
+                complete = false;
+                break;
+            }
             let block = block?;
             let height = block.height;
             let txs = block.parsed.txs.len() as u64;
@@ -397,8 +413,24 @@ impl Indexer {
     ) -> Result<(), SyncError> {
         let mut progress = Progress::new(self.options.progress_bar);
         let started = Instant::now();
+        {
+            let indexer = Arc::clone(&self);
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if shutdown.wait_for(|stop| *stop).await.is_ok() {
+                    indexer
+                        .stopping
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
         loop {
             match self.catch_up(&mut progress).await {
+                Ok(_) if self.is_stopping() => {
+                    progress.finish();
+                    info!("stopped before catching up with the node; the next start resumes");
+                    return Ok(());
+                }
                 Ok(outcome) => {
                     if !*self.synced.borrow() {
                         progress.finish();

@@ -255,6 +255,22 @@ impl Pending {
     }
 }
 
+/// What one flush wrote, for whoever watches (the Prometheus metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct FlushReport {
+    /// blocks written
+    pub blocks: usize,
+    /// store operations in the batch
+    pub ops: usize,
+    /// keys and values in the batch
+    pub bytes: u64,
+    /// building the batch and committing it
+    pub elapsed: std::time::Duration,
+}
+
+/// Called after every committed flush.
+pub type FlushObserver = Arc<dyn Fn(FlushReport) + Send + Sync>;
+
 /// Options of the block processor.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
@@ -276,6 +292,7 @@ pub struct IndexWriter {
     collect_touched: bool,
     touched: Touched,
     blocks_since_take: u32,
+    on_flush: Option<FlushObserver>,
 }
 
 impl IndexWriter {
@@ -354,7 +371,13 @@ impl IndexWriter {
             collect_touched: false,
             touched: Touched::default(),
             blocks_since_take: 0,
+            on_flush: None,
         })
+    }
+
+    /// Calls `observer` after every committed flush.
+    pub fn set_flush_observer(&mut self, observer: FlushObserver) {
+        self.on_flush = Some(observer);
     }
 
     /// The chain view readers share.
@@ -754,6 +777,7 @@ impl IndexWriter {
         };
         batch.put(META, STATE_KEY, state.encode());
         let ops = batch.len();
+        let bytes = batch.payload_bytes() as u64;
         let built = started.elapsed();
         let mut guard = self.chain.view.write();
         self.store.write(batch, durability)?;
@@ -773,6 +797,14 @@ impl IndexWriter {
         drop(guard);
         self.flushed = Some(state);
         self.lowest_undo = lowest_undo;
+        if let Some(observer) = &self.on_flush {
+            observer(FlushReport {
+                blocks,
+                ops,
+                bytes,
+                elapsed: started.elapsed(),
+            });
+        }
         Ok(blocks)
     }
 

@@ -354,9 +354,13 @@ pub(crate) async fn dispatch(
         }
         "blockchain.scripthash.subscribe" | "blockchain.scriptpubkey.subscribe" => {
             let (script, alias) = script_arg(shared, method, &args)?;
+            let hashx = script.hashx();
+            let known = session.state.lock().subs.scripts.contains_key(&hashx);
+            if !known {
+                check_subscription_room(shared, session)?;
+            }
             let (status, mempool) = script_status(shared, &script).await?;
             cost(0.3);
-            let hashx = script.hashx();
             session.state.lock().subs.scripts.insert(
                 hashx,
                 ScriptSub {
@@ -395,6 +399,10 @@ pub(crate) async fn dispatch(
                 .await
                 .map_err(query_error)?;
             if method == "blockchain.outpoint.subscribe" {
+                let known = session.state.lock().subs.outpoints.contains_key(&outpoint);
+                if !known {
+                    check_subscription_room(shared, session)?;
+                }
                 session.state.lock().subs.outpoints.insert(
                     outpoint,
                     OutpointSub {
@@ -615,6 +623,32 @@ where
 
 /// The script of a `scripthash` or (1.7) `spk` argument, and what notifications call it: the
 /// client's spelling before 1.7, the derived lowercase script hash from 1.7 (§5.2).
+/// Refuses a new subscription past `max_session_subs` (this session's scripts and outpoints)
+/// or `max_subs` (all sessions'), with ElectrumX 1.x's error; 0 means no limit.
+fn check_subscription_room(shared: &Shared, session: &Session) -> Result<(), RpcError> {
+    let limits = &shared.config.limits;
+    let own = session.state.lock().subs.count();
+    if limits.max_session_subs > 0 && own >= limits.max_session_subs {
+        return Err(RpcError::new(
+            super::json::BAD_REQUEST,
+            format!(
+                "your address subscription limit {} reached",
+                thousands(limits.max_session_subs as u64)
+            ),
+        ));
+    }
+    if limits.max_subs > 0 && shared.registry.subscription_count() >= limits.max_subs {
+        return Err(RpcError::new(
+            super::json::BAD_REQUEST,
+            format!(
+                "server subscription limit {} reached",
+                thousands(limits.max_subs as u64)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn script_arg(
     shared: &Shared,
     method: &str,

@@ -229,6 +229,8 @@ pub(crate) struct Shared {
     pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
     pub next_id: AtomicU64,
+    /// whether sessions opened from now on have their requests logged (admin `log new`)
+    pub log_new_sessions: std::sync::atomic::AtomicBool,
     pub session_count: watch::Sender<usize>,
     pub shutdown: watch::Sender<bool>,
 }
@@ -265,6 +267,7 @@ impl Server {
             request_counts: Default::default(),
             tls,
             next_id: AtomicU64::new(1),
+            log_new_sessions: std::sync::atomic::AtomicBool::new(false),
             session_count: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             config: Arc::clone(&config),
@@ -340,6 +343,43 @@ impl ServerHandle {
             .collect();
         list.sort_by_key(|s| s.id);
         list
+    }
+
+    /// Changes which sessions have their requests logged (admin `log`).
+    pub fn set_session_logging(
+        &self,
+        change: crate::admin::LoggingChange,
+    ) -> crate::admin::LoggingState {
+        use crate::admin::LoggingChange;
+        use std::sync::atomic::Ordering::Relaxed;
+        let shared = &self.shared;
+        let mut toggled = Vec::new();
+        match change {
+            LoggingChange::Toggle(ids) => {
+                for id in ids {
+                    if let Some(session) = shared.registry.session(id) {
+                        let on = !session.logged.fetch_xor(true, Relaxed);
+                        toggled.push((id, on));
+                    }
+                }
+            }
+            LoggingChange::All | LoggingChange::None => {
+                let on = matches!(change, LoggingChange::All);
+                shared.log_new_sessions.store(on, Relaxed);
+                for session in shared.registry.sessions() {
+                    session.logged.store(on, Relaxed);
+                    toggled.push((session.id, on));
+                }
+                toggled.sort_unstable();
+            }
+            LoggingChange::ToggleNew => {
+                shared.log_new_sessions.fetch_xor(true, Relaxed);
+            }
+        }
+        crate::admin::LoggingState {
+            toggled,
+            log_new: shared.log_new_sessions.load(Relaxed),
+        }
     }
 
     /// Closes session `id`; false if there is none.

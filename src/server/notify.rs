@@ -32,6 +32,8 @@ struct Inner {
     sessions: HashMap<u64, (Arc<Session>, mpsc::UnboundedSender<Round>)>,
     by_hashx: HashMap<HashX, HashSet<u64>>,
     by_outpoint: HashMap<OutPoint, HashSet<u64>>,
+    /// script and outpoint subscriptions of all sessions (a pair counts once)
+    subscriptions: usize,
 }
 
 /// Every open session and who is subscribed to what.
@@ -62,11 +64,20 @@ impl Registry {
             )
         };
         for h in hashxs {
-            remove_from(&mut inner.by_hashx, &h, id);
+            if remove_from(&mut inner.by_hashx, &h, id) {
+                inner.subscriptions -= 1;
+            }
         }
         for o in outpoints {
-            remove_from(&mut inner.by_outpoint, &o, id);
+            if remove_from(&mut inner.by_outpoint, &o, id) {
+                inner.subscriptions -= 1;
+            }
         }
+    }
+
+    /// Script and outpoint subscriptions of all sessions.
+    pub fn subscription_count(&self) -> usize {
+        self.inner.lock().subscriptions
     }
 
     pub fn session(&self, id: u64) -> Option<Arc<Session>> {
@@ -87,29 +98,31 @@ impl Registry {
     }
 
     pub fn index_script(&self, id: u64, hashx: HashX) {
-        self.inner
-            .lock()
-            .by_hashx
-            .entry(hashx)
-            .or_default()
-            .insert(id);
+        let mut inner = self.inner.lock();
+        if inner.by_hashx.entry(hashx).or_default().insert(id) {
+            inner.subscriptions += 1;
+        }
     }
 
     pub fn unindex_script(&self, id: u64, hashx: &HashX) {
-        remove_from(&mut self.inner.lock().by_hashx, hashx, id);
+        let mut inner = self.inner.lock();
+        if remove_from(&mut inner.by_hashx, hashx, id) {
+            inner.subscriptions -= 1;
+        }
     }
 
     pub fn index_outpoint(&self, id: u64, outpoint: OutPoint) {
-        self.inner
-            .lock()
-            .by_outpoint
-            .entry(outpoint)
-            .or_default()
-            .insert(id);
+        let mut inner = self.inner.lock();
+        if inner.by_outpoint.entry(outpoint).or_default().insert(id) {
+            inner.subscriptions += 1;
+        }
     }
 
     pub fn unindex_outpoint(&self, id: u64, outpoint: &OutPoint) {
-        remove_from(&mut self.inner.lock().by_outpoint, outpoint, id);
+        let mut inner = self.inner.lock();
+        if remove_from(&mut inner.by_outpoint, outpoint, id) {
+            inner.subscriptions -= 1;
+        }
     }
 
     /// Sends a round to the sessions an event concerns: those subscribed to a touched script
@@ -165,13 +178,20 @@ fn is_v17(session: &Session) -> bool {
         .is_some_and(|v| v.at_least(&[1, 7]))
 }
 
-fn remove_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, HashSet<u64>>, key: &K, id: u64) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(&id);
-        if set.is_empty() {
-            map.remove(key);
-        }
+/// Takes `id` out of `key`'s set; whether it was there.
+fn remove_from<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, HashSet<u64>>,
+    key: &K,
+    id: u64,
+) -> bool {
+    let Some(set) = map.get_mut(key) else {
+        return false;
+    };
+    let removed = set.remove(&id);
+    if set.is_empty() {
+        map.remove(key);
     }
+    removed
 }
 
 /// Receives the index's events and fans them out until shutdown.

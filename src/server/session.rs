@@ -93,7 +93,7 @@ pub struct Subs {
 }
 
 impl Subs {
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.scripts.len() + self.outpoints.len()
     }
 }
@@ -128,6 +128,8 @@ pub(crate) struct Session {
     pub txs_sent: AtomicU64,
     errors: AtomicU64,
     in_flight: AtomicUsize,
+    /// whether this session's requests are logged (admin `log`)
+    pub logged: std::sync::atomic::AtomicBool,
     slot_freed: Notify,
 }
 
@@ -642,6 +644,18 @@ impl Session {
     ) -> (Result<Value, RpcError>, bool) {
         let limits = &shared.config.limits;
         let timeout = Duration::from_secs(limits.request_timeout_secs.max(1));
+        if self.logged.load(Ordering::Relaxed) {
+            let mut shown = params.to_string();
+            if shown.len() > 400 {
+                let cut = (0..=400)
+                    .rev()
+                    .find(|&i| shown.is_char_boundary(i))
+                    .unwrap_or(0);
+                shown.truncate(cut);
+                shown.push('…');
+            }
+            tracing::info!(session = self.id, peer = %self.peer, method, params = %shown, "request");
+        }
         let run = async {
             let (sleep, concurrency) = match cost::throttle(limits, self.effective_cost(shared)) {
                 Throttle::Refuse => {
@@ -734,6 +748,7 @@ pub(crate) async fn run(
         txs_sent: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         in_flight: AtomicUsize::new(0),
+        logged: std::sync::atomic::AtomicBool::new(shared.log_new_sessions.load(Ordering::Relaxed)),
         slot_freed: Notify::new(),
     });
     if let Some(g) = &group {

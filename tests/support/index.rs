@@ -193,8 +193,19 @@ pub async fn start_stack(
     std::net::SocketAddr,
     tempfile::TempDir,
 ) {
+    start_stack_with(Arc::new(SimDaemon::new(sim.clone())), extra).await
+}
+
+/// [`start_stack`] over a given node client.
+pub async fn start_stack_with(
+    daemon: Arc<dyn DaemonApi>,
+    extra: &[(&'static str, &str)],
+) -> (
+    Arc<anode::app::Stack>,
+    std::net::SocketAddr,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
     let mut flags = vec![
         ("network", "regtest".to_string()),
         ("services", "tcp://127.0.0.1:0".to_string()),
