@@ -66,6 +66,15 @@ fn num(x: f64) -> String {
     }
 }
 
+/// A whole number, with thousands separators from 1,000 on.
+fn count(n: u64) -> String {
+    if n >= 100 {
+        num(n as f64)
+    } else {
+        n.to_string()
+    }
+}
+
 fn ms(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
@@ -210,13 +219,13 @@ pub fn write(
                  within {:.0}% ({}): chains of 1-input, 2-output payments from the hot script \
                  to fresh scripts, change back to the hot script.\n",
                 first.chain.hot_blocks,
-                num(first.chain.hot_txs as f64),
+                count(first.chain.hot_txs),
                 100.0 * super::chain::HISTORY_TOLERANCE,
                 first
                     .chain
                     .hot_sizes
                     .iter()
-                    .map(|s| num(*s as f64))
+                    .map(|s| count(*s))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -228,8 +237,8 @@ pub fn write(
                 .iter()
                 .map(|t| {
                     (
-                        num(t.wanted as f64),
-                        vec![num(t.txs as f64), format!("`{}`", t.scripthash)],
+                        count(t.wanted),
+                        vec![count(t.txs), format!("`{}`", t.scripthash)],
                     )
                 })
                 .collect();
