@@ -137,7 +137,25 @@ fn all_runs_every_workload_and_writes_the_report() {
             .join(format!("latency_cdf_{engine}.svg"))
             .exists());
     }
-    assert!(out.path().join("targets.json").exists());
+    // The queries ask for histories of the wanted sizes: the chain has a script within the
+    // tolerance of each (a hot one of exactly that size where the mainnet-like blocks have none).
+    let targets: run::chain::Targets = serde_json::from_slice(
+        &std::fs::read(out.path().join("targets.json")).expect("targets.json"),
+    )
+    .expect("targets parse");
+    let wanted: Vec<u64> = targets.history.iter().map(|t| t.wanted).collect();
+    assert_eq!(wanted, options.plan.history_sizes);
+    for t in &targets.history {
+        let off = (t.txs as f64 - t.wanted as f64).abs() / t.wanted as f64;
+        assert!(
+            off <= run::chain::HISTORY_TOLERANCE,
+            "history target {t:?} is not of its wanted size"
+        );
+        assert!(
+            text.contains(&format!("get_history ({} txs, wanted {})", t.txs, t.wanted)),
+            "the report shows {t:?}"
+        );
+    }
     let svgs: Vec<PathBuf> = std::fs::read_dir(out.path())
         .expect("out dir")
         .flatten()
@@ -164,8 +182,16 @@ fn peer_mode_runs_the_client_workloads_against_a_server() {
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let coin = anode_coins::lookup("Bitcoin", "regtest").expect("regtest");
-    let (chain, _) =
-        run::chain::build_chain(std::sync::Arc::clone(&coin), 5, 2_000).expect("chain");
+    // A third size beyond the whole mainnet-like part (~4,300 transactions): the hot segment
+    // makes it, the server indexes it, and its every answer must list all 5,000 transactions.
+    let mut plan = Plan::by_name("tiny").expect("tiny");
+    plan.history_sizes = vec![10, 100, 5_000];
+    plan.heavy_history_one_request_above = Some(1);
+    let (chain, facts) =
+        run::chain::build_chain(std::sync::Arc::clone(&coin), 5, 2_000, &plan.history_sizes)
+            .expect("chain");
+    assert!(facts.hot_sizes.contains(&5_000), "{facts:?}");
+    assert_eq!(facts.hot_txs, facts.hot_sizes.iter().sum::<u64>());
     let sim = anode::simulator::Simulator::new(chain);
     let node = runtime
         .block_on(anode::simulator::serve(
@@ -202,7 +228,6 @@ fn peer_mode_runs_the_client_workloads_against_a_server() {
         .and_then(|s| s.local_addr(anode::config::ServiceKind::Tcp))
         .expect("tcp");
     let out = tempfile::tempdir().expect("tempdir");
-    let plan = Plan::by_name("tiny").expect("tiny");
     // `run_peer` has a runtime of its own: call it off this one's threads.
     let report = std::thread::scope(|s| {
         s.spawn(|| {
@@ -227,7 +252,23 @@ fn peer_mode_runs_the_client_workloads_against_a_server() {
     assert!(!text.contains("## Failures"), "{text}");
     let raw = std::fs::read(out.path().join("raw-peer.json")).expect("raw");
     let result: EngineResult = serde_json::from_slice(&raw).expect("parses");
-    assert!(result.queries.iter().all(|c| c.errors == 0));
+    assert!(
+        result
+            .queries
+            .iter()
+            .all(|c| c.errors == 0 && c.latency.count >= c.sessions as u64),
+        "{:?}",
+        result.queries
+    );
+    let hot = result.chain.history.last().expect("history targets");
+    assert_eq!((hot.wanted, hot.txs), (5_000, 5_000));
+    let heavy: Vec<_> = result
+        .queries
+        .iter()
+        .filter(|c| c.one_request_each)
+        .collect();
+    assert_eq!(heavy.len(), 1, "the 4-session cell of the largest history");
+    assert_eq!(heavy[0].latency.count, 4);
     assert_eq!(
         result.storm.expect("storm").statuses,
         (plan.storm_sessions * plan.storm_scripts) as u64

@@ -574,6 +574,20 @@ impl SimChain {
             .ok_or(SimError::Nothing("no block mined"))
     }
 
+    /// Mines one block that confirms exactly the mempool and nothing else: no fresh random
+    /// transactions, so none can spend the outputs of transactions a caller added with
+    /// [`SimChain::accept_external`] (e.g. to build a script's history of a chosen size).
+    pub fn mine_mempool(&mut self) -> Result<Hash32, SimError> {
+        let profile_size = self.profile.txs_per_block;
+        self.profile.txs_per_block = (0, 0);
+        let mined = self.mine(1, true);
+        self.profile.txs_per_block = profile_size;
+        mined?
+            .into_iter()
+            .next()
+            .ok_or(SimError::Nothing("no block mined"))
+    }
+
     /// Adds `count` random transactions to the mempool; they may spend one another (chains of
     /// unconfirmed parents).
     pub fn add_mempool_txs(&mut self, count: u32) -> Result<Vec<Hash32>, SimError> {

@@ -393,3 +393,34 @@ fn chains_stay_valid_through_mempool_changes_and_reorgs() {
         validate(&chain, "reorg confirming the mempool");
     }
 }
+
+#[test]
+fn mine_mempool_confirms_exactly_the_mempool() {
+    let mut chain = tiny_chain(11, 5);
+    let coin = Arc::clone(chain.coin());
+    let encoder = coin.encoder().expect("an encoder");
+    let funding = anode_coins::OutPoint {
+        txid: chain.block(1).unwrap().txids[0],
+        vout: 0,
+    };
+    assert_eq!(chain.output_spender(&funding), Some(None));
+    let value = chain.output(&funding).unwrap().value;
+    let script = vec![
+        0x00, 0x14, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    ];
+    let outputs = vec![anode_coins::TxOut {
+        value: value - 1000,
+        script,
+    }];
+    let tx = encoder.spend(&[funding], &outputs).unwrap();
+    chain.accept_external(tx.txid, tx.raw, vec![funding], outputs, 1000);
+    chain.mine_mempool().unwrap();
+    assert_eq!(
+        chain.tip().txids.len(),
+        2,
+        "the coinbase and the one transaction"
+    );
+    assert_eq!(chain.tip().txids[1], tx.txid);
+    assert_eq!(chain.tx(&tx.txid).unwrap().height, Some(chain.height()));
+    assert!(chain.mempool().is_empty());
+}

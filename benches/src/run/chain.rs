@@ -15,11 +15,33 @@ use serde::{Deserialize, Serialize};
 
 use super::results::ChainFacts;
 
-/// The simulator's `mainnet-like` chain of at least `txs` transactions from `seed`.
+/// How far (as a fraction of the wanted size) the mainnet-like part's closest script may be
+/// from a wanted history size before the hot segment adds a script of exactly that size.
+pub const HISTORY_TOLERANCE: f64 = 0.1;
+/// Transactions per block of the hot segment (the hot scripts' transactions share each block).
+const HOT_BLOCK_TXS: u64 = 2_000;
+/// What a hot script pays out per transaction, base units (drawn in this range).
+const HOT_PAYMENT: (u64, u64) = (5_000, 30_000);
+/// Fee of a hot transaction (1 input, 2 outputs), base units.
+const HOT_FEE: u64 = 300;
+
+/// The benchmark chain from `seed`: the simulator's `mainnet-like` blocks up to at least `txs`
+/// transactions, then a "hot address" segment for each of `history_sizes` that no script of
+/// those blocks has within [`HISTORY_TOLERANCE`] (the mainnet-like chain's largest history is
+/// about a sixth of its transactions: ~26k in the 150k-transaction `small` chain).
+///
+/// The hot segment gives every missing size a script of its own with exactly that many
+/// transactions: a chain of 1-input, 2-output payments, each spending the script's previous
+/// change and paying a fresh script and the change back to the hot script, like an exchange's
+/// hot wallet. The first one spends an unspent coinbase output (more are added as inputs when
+/// the change runs low). The hot scripts' transactions are interleaved over blocks of
+/// [`HOT_BLOCK_TXS`] transactions mined with [`SimChain::mine_mempool`], so each history spans
+/// the whole segment and no random transaction spends a hot output mid-chain.
 pub fn build_chain(
     coin: Arc<dyn Coin>,
     seed: u64,
     txs: u64,
+    history_sizes: &[u64],
 ) -> anyhow::Result<(SimChain, ChainFacts)> {
     let started = Instant::now();
     let mut chain = SimChain::new(coin, Profile::mainnet_like(), seed).context("new chain")?;
@@ -31,6 +53,22 @@ pub fn build_chain(
             .map(|h| chain.block(h).map_or(0, |b| b.txids.len() as u64))
             .sum::<u64>();
     }
+    let mainnet_height = chain.height();
+    let natural = history_counts(&chain)?.finish(history_sizes, 0);
+    let missing: Vec<u64> = history_sizes
+        .iter()
+        .copied()
+        .filter(|&wanted| {
+            !natural.history.iter().any(|t| {
+                t.wanted == wanted
+                    && (t.txs as f64 - wanted as f64).abs() <= HISTORY_TOLERANCE * wanted as f64
+            })
+        })
+        .collect();
+    let hot_txs = add_hot_segment(&mut chain, seed, &missing)?;
+    total += (mainnet_height + 1..=chain.height())
+        .map(|h| chain.block(h).map_or(0, |b| b.txids.len() as u64))
+        .sum::<u64>();
     let block_bytes = (0..=chain.height())
         .map(|h| chain.block(h).map_or(0, |b| b.raw.len() as u64))
         .sum();
@@ -39,8 +77,134 @@ pub fn build_chain(
         txs: total + 1,
         block_bytes,
         build_seconds: started.elapsed().as_secs_f64(),
+        hot_blocks: chain.height() - mainnet_height,
+        hot_txs,
+        hot_sizes: missing,
+        history: Vec::new(),
     };
     Ok((chain, facts))
+}
+
+/// A fresh P2WPKH script drawn from `rng`.
+fn random_script(rng: &mut impl Rng) -> Vec<u8> {
+    let mut script = vec![0x00, 0x14];
+    script.extend((0..20).map(|_| rng.gen::<u8>()));
+    script
+}
+
+/// One hot script being built: its script, the output it spends next and what it has left.
+struct HotScript {
+    script: Vec<u8>,
+    wanted: u64,
+    made: u64,
+    coin: Option<(OutPoint, u64)>,
+}
+
+/// The next unspent coinbase output at or above `*height` (which moves past it).
+fn next_coinbase(chain: &SimChain, height: &mut u32) -> anyhow::Result<(OutPoint, u64)> {
+    while *height <= chain.height() {
+        let h = *height;
+        *height += 1;
+        let Some(txid) = chain.block(h).and_then(|b| b.txids.first()) else {
+            continue;
+        };
+        let outpoint = OutPoint {
+            txid: *txid,
+            vout: 0,
+        };
+        if chain.output_spender(&outpoint) == Some(None) {
+            if let Some(out) = chain.output(&outpoint) {
+                return Ok((outpoint, out.value));
+            }
+        }
+    }
+    anyhow::bail!("no unspent coinbase output left to fund the hot scripts")
+}
+
+/// Appends the hot segment: for each of `sizes`, a fresh script with exactly that many
+/// transactions (see [`build_chain`]). Returns the transactions added, coinbases left out.
+fn add_hot_segment(chain: &mut SimChain, seed: u64, sizes: &[u64]) -> anyhow::Result<u64> {
+    let all: u64 = sizes.iter().sum();
+    if all == 0 {
+        return Ok(0);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x686f_7420_7363_7269);
+    let mut hot: Vec<HotScript> = sizes
+        .iter()
+        .map(|&wanted| HotScript {
+            script: random_script(&mut rng),
+            wanted,
+            made: 0,
+            coin: None,
+        })
+        .collect();
+    let coin = Arc::clone(chain.coin());
+    let encoder = coin
+        .encoder()
+        .context("the coin has no block encoder for the hot segment")?;
+    let blocks = all.div_ceil(HOT_BLOCK_TXS);
+    let mut funding_height = 1u32;
+    for block in 0..blocks {
+        for h in hot.iter_mut() {
+            // An even share of the script's history in every block of the segment.
+            let due = (block + 1) * h.wanted / blocks - h.made;
+            for _ in 0..due {
+                let payment = rng.gen_range(HOT_PAYMENT.0..=HOT_PAYMENT.1);
+                let mut inputs = Vec::with_capacity(2);
+                let mut value = 0u64;
+                if let Some((outpoint, v)) = h.coin {
+                    inputs.push(outpoint);
+                    value += v;
+                }
+                while value < payment + HOT_FEE + HOT_PAYMENT.1 {
+                    let (outpoint, v) = next_coinbase(chain, &mut funding_height)?;
+                    inputs.push(outpoint);
+                    value += v;
+                }
+                let outputs = vec![
+                    TxOut {
+                        value: payment,
+                        script: random_script(&mut rng),
+                    },
+                    TxOut {
+                        value: value - payment - HOT_FEE,
+                        script: h.script.clone(),
+                    },
+                ];
+                let change = outputs[1].value;
+                let tx = encoder
+                    .spend(&inputs, &outputs)
+                    .context("encoding a hot-script transaction")?;
+                chain.accept_external(tx.txid, tx.raw, inputs, outputs, HOT_FEE);
+                h.coin = Some((
+                    OutPoint {
+                        txid: tx.txid,
+                        vout: 1,
+                    },
+                    change,
+                ));
+                h.made += 1;
+            }
+        }
+        chain
+            .mine_mempool()
+            .context("mining a block of the hot segment")?;
+    }
+    Ok(all)
+}
+
+/// Per-script transaction counts of the whole chain (genesis left out, as Bitcoin's index
+/// leaves it out).
+fn history_counts(chain: &SimChain) -> anyhow::Result<TargetBuilder> {
+    let mut builder = TargetBuilder::new(Arc::clone(chain.coin()));
+    for height in 1..=chain.height() {
+        let block = chain.block(height).context("block of the chain")?;
+        for txid in &block.txids {
+            let tx = chain.tx(txid).context("transaction of the chain")?;
+            builder.add_tx(*txid, height, &tx.inputs, &tx.outputs);
+        }
+    }
+    Ok(builder)
 }
 
 /// A script chosen for its history size.
@@ -194,15 +358,7 @@ pub fn targets_of_chain(
     history_sizes: &[u64],
     storm: usize,
 ) -> anyhow::Result<Targets> {
-    let mut builder = TargetBuilder::new(Arc::clone(chain.coin()));
-    // Genesis outputs are not indexed on Bitcoin; start at height 1.
-    for height in 1..=chain.height() {
-        let block = chain.block(height).context("block of the chain")?;
-        for txid in &block.txids {
-            let tx = chain.tx(txid).context("transaction of the chain")?;
-            builder.add_tx(*txid, height, &tx.inputs, &tx.outputs);
-        }
-    }
+    let builder = history_counts(chain)?;
     let mut targets = builder.finish(history_sizes, storm);
     targets.block_bytes = (1..=chain.height())
         .map(|h| chain.block(h).map_or(0, |b| b.raw.len() as u64))

@@ -17,40 +17,119 @@ use super::chain::Targets;
 use super::plan::Plan;
 use super::results::{Latency, QueryCell, StormResult};
 
-/// Longest wait for one answer.
-const CALL_TIMEOUT: Duration = Duration::from_secs(300);
-/// Lines longer than this are answers (notifications are small); shorter ones are parsed.
+/// Longest wait for one answer (the benchmark stack's `request_timeout`).
+const CALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Lines up to this long are kept whole and parsed (notifications, most answers); of a longer
+/// one only this much of its start is kept, and the rest is scanned as it streams by.
 const SMALL_LINE: usize = 16 * 1024;
+/// Bytes kept of the end of a long line (where its `id` may be).
+const TAIL: usize = 64;
 
 /// One client session.
 pub struct Conn {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     next_id: u64,
+    /// the last line read, or the first [`SMALL_LINE`] bytes of a longer one
     line: Vec<u8>,
+    /// the last [`TAIL`] bytes of the last line read
+    tail: Vec<u8>,
+}
+
+/// An answer, as far as the client checks it. Answers longer than [`SMALL_LINE`] (a large
+/// history is 10 MB of JSON) are not parsed: their id is read from their first or last bytes,
+/// and the entries of an array result are counted by their opening braces as the line streams
+/// by, so that a session never buffers a whole large answer and the client's cost stays well
+/// below the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// a result rather than an error
+    pub ok: bool,
+    /// the answer's id, when one was found
+    pub id: Option<u64>,
+    /// entries of an array result
+    pub items: Option<u64>,
 }
 
 /// What a line from the server was.
 enum Line {
-    Answer { ok: bool },
+    Answer(Answer),
     Notification(Value),
 }
 
-fn classify(line: &[u8]) -> anyhow::Result<Line> {
-    if line.len() > SMALL_LINE {
-        // A large line is an answer; an error answer is small.
-        return Ok(Line::Answer { ok: true });
+/// What [`Conn::read_line`] saw of a line.
+struct Scanned {
+    /// its length, newline included
+    len: usize,
+    /// its `{` bytes
+    braces: u64,
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
+}
+
+/// The number after `"id":` in `bytes`, if any.
+fn id_in(bytes: &[u8]) -> Option<u64> {
+    let at = find(bytes, b"\"id\"")? + 4;
+    let rest = &bytes[at..];
+    let rest = &rest[rest.iter().position(|b| !matches!(b, b' ' | b':'))?..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// The answer a long line carries, from its start (`head`), its end (`tail`) and its braces.
+fn long_answer(head: &[u8], tail: &[u8], braces: u64) -> Answer {
+    let Some(at) = find(head, b"\"result\"") else {
+        // An error answer is short; a long line without a result is not one we understand.
+        return Answer {
+            ok: false,
+            id: id_in(head).or_else(|| id_in(tail)),
+            items: None,
+        };
+    };
+    let value = head[at + 8..]
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b' ' | b':' | b'\n' | b'\r' | b'\t'))
+        .take(2)
+        .collect::<Vec<u8>>();
+    // An array of objects (history or UTXO entries): every `{` but the answer's own opens
+    // one entry (hex strings and numbers hold none).
+    let items = match value.as_slice() {
+        [b'[', b'{' | b']'] => Some(braces.saturating_sub(1)),
+        _ => None,
+    };
+    Answer {
+        ok: true,
+        id: id_in(head).or_else(|| id_in(tail)),
+        items,
+    }
+}
+
+fn classify(line: &[u8], tail: &[u8], scanned: &Scanned) -> anyhow::Result<Line> {
+    if scanned.len > line.len() {
+        return Ok(Line::Answer(long_answer(line, tail, scanned.braces)));
     }
     let value: Value = serde_json::from_slice(line).context("a line that is not JSON")?;
-    if value.is_array() {
-        return Ok(Line::Answer { ok: true });
+    if let Value::Array(items) = &value {
+        return Ok(Line::Answer(Answer {
+            ok: true,
+            id: None,
+            items: Some(items.len() as u64),
+        }));
     }
     if value.get("id").is_none() && value.get("method").is_some() {
         return Ok(Line::Notification(value));
     }
-    Ok(Line::Answer {
+    Ok(Line::Answer(Answer {
         ok: value.get("error").is_none_or(Value::is_null),
-    })
+        id: value.get("id").and_then(Value::as_u64),
+        items: value
+            .get("result")
+            .and_then(Value::as_array)
+            .map(|a| a.len() as u64),
+    }))
 }
 
 impl Conn {
@@ -66,6 +145,7 @@ impl Conn {
             writer: w,
             next_id: 0,
             line: Vec::with_capacity(4096),
+            tail: Vec::with_capacity(TAIL),
         };
         if !conn
             .call("server.version", json!(["anode-bench", "1.4"]))
@@ -83,7 +163,44 @@ impl Conn {
         Ok(())
     }
 
-    async fn read_line(&mut self) -> anyhow::Result<()> {
+    /// Reads one line: whole into `line` when it is at most [`SMALL_LINE`] bytes, else its
+    /// first [`SMALL_LINE`] bytes into `line` and its last [`TAIL`] into `tail`, counting its
+    /// `{` bytes as it streams through the read buffer.
+    async fn read_line(&mut self) -> anyhow::Result<Scanned> {
+        self.line.clear();
+        self.tail.clear();
+        let mut scanned = Scanned { len: 0, braces: 0 };
+        loop {
+            let buf = self.reader.fill_buf().await.context("reading")?;
+            if buf.is_empty() {
+                bail!("the server closed the connection");
+            }
+            let (chunk, done) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (&buf[..=i], true),
+                None => (buf, false),
+            };
+            scanned.braces += chunk.iter().filter(|b| **b == b'{').count() as u64;
+            let room = SMALL_LINE.saturating_sub(self.line.len()).min(chunk.len());
+            self.line.extend_from_slice(&chunk[..room]);
+            if chunk.len() >= TAIL {
+                self.tail.clear();
+                self.tail.extend_from_slice(&chunk[chunk.len() - TAIL..]);
+            } else {
+                self.tail.extend_from_slice(chunk);
+                let extra = self.tail.len().saturating_sub(TAIL);
+                self.tail.drain(..extra);
+            }
+            let n = chunk.len();
+            scanned.len += n;
+            self.reader.consume(n);
+            if done {
+                return Ok(scanned);
+            }
+        }
+    }
+
+    /// Reads a whole line, however long, into `line` (batch answers, which are parsed).
+    async fn read_whole_line(&mut self) -> anyhow::Result<()> {
         self.line.clear();
         let n = self
             .reader
@@ -96,25 +213,35 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads lines until an answer, skipping notifications. Returns whether it was a result.
-    async fn answer(&mut self) -> anyhow::Result<bool> {
+    /// Reads lines until an answer, skipping notifications.
+    async fn answer(&mut self) -> anyhow::Result<Answer> {
         loop {
-            self.read_line().await?;
-            if let Line::Answer { ok } = classify(&self.line)? {
-                return Ok(ok);
+            let scanned = self.read_line().await?;
+            if let Line::Answer(answer) = classify(&self.line, &self.tail, &scanned)? {
+                return Ok(answer);
             }
         }
     }
 
     /// One request; true when answered with a result, false for an error answer.
     pub async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<bool> {
+        Ok(self.call_answer(method, params).await?.ok)
+    }
+
+    /// One request and what its answer was; fails when the answer's id is not the request's.
+    pub async fn call_answer(&mut self, method: &str, params: Value) -> anyhow::Result<Answer> {
         self.next_id += 1;
-        let body =
-            json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        let id = self.next_id;
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send(&body).await?;
-        tokio::time::timeout(CALL_TIMEOUT, self.answer())
+        let answer = tokio::time::timeout(CALL_TIMEOUT, self.answer())
             .await
-            .context("no answer in time")?
+            .context("no answer in time")??;
+        match answer.id {
+            Some(got) if got != id => bail!("{method}: the answer's id is {got}, not {id}"),
+            None if answer.ok => bail!("{method}: an answer without an id"),
+            _ => Ok(answer),
+        }
     }
 
     /// A batch of requests; returns (results, errors) counted from the batch answer.
@@ -129,7 +256,7 @@ impl Conn {
         self.send(&Value::Array(body)).await?;
         let read = async {
             loop {
-                self.read_line().await?;
+                self.read_whole_line().await?;
                 let value: Value =
                     serde_json::from_slice(&self.line).context("a line that is not JSON")?;
                 if let Value::Array(items) = value {
@@ -155,11 +282,12 @@ impl Conn {
     pub fn listen(mut self, events: mpsc::UnboundedSender<Event>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                if self.read_line().await.is_err() {
+                let Ok(scanned) = self.read_line().await else {
                     return;
-                }
+                };
                 let at = Instant::now();
-                let Ok(Line::Notification(value)) = classify(&self.line) else {
+                let Ok(Line::Notification(value)) = classify(&self.line, &self.tail, &scanned)
+                else {
                     continue;
                 };
                 let event = match value.get("method").and_then(Value::as_str) {
@@ -262,16 +390,29 @@ impl Query {
 
     /// Table label.
     pub fn label(&self, targets: &Targets) -> String {
-        let script = |i: usize| targets.history.get(i).map_or(0, |t| t.txs);
+        let script = |i: usize| {
+            targets.history.get(i).map_or_else(String::new, |t| {
+                format!("{} txs, wanted {}", t.txs, t.wanted)
+            })
+        };
         match self {
             Query::HeadersSubscribe => "headers.subscribe".into(),
             Query::BlockHeader => "block.header".into(),
             Query::BlockHeaders => "block.headers (2016)".into(),
-            Query::History(i) => format!("get_history ({} txs)", script(*i)),
-            Query::ListUnspent(i) => format!("listunspent ({} txs)", script(*i)),
-            Query::Balance(i) => format!("get_balance ({} txs)", script(*i)),
+            Query::History(i) => format!("get_history ({})", script(*i)),
+            Query::ListUnspent(i) => format!("listunspent ({})", script(*i)),
+            Query::Balance(i) => format!("get_balance ({})", script(*i)),
             Query::TxGet => "transaction.get".into(),
             Query::TxMerkle => "transaction.get_merkle".into(),
+        }
+    }
+
+    /// Entries a whole answer has at least: a `get_history` answer lists every transaction of
+    /// the target's history (the chain does not change while the queries run).
+    fn expected_items(&self, targets: &Targets) -> Option<u64> {
+        match self {
+            Query::History(i) => targets.history.get(*i).map(|t| t.txs),
+            _ => None,
         }
     }
 
@@ -305,16 +446,20 @@ impl Query {
 }
 
 /// Runs `query` on every session in a closed loop for `seconds` (each session sends at least
-/// one request). Returns the cell and the sessions still usable.
+/// one request), or, when `once`, exactly one request per session, all sent at once. An error
+/// answer, or a `get_history` answer with fewer entries than the script's history, counts as
+/// an error. Returns the cell and the sessions still usable.
 pub async fn run_cell(
     conns: Vec<Conn>,
     query: &Query,
     targets: &Arc<Targets>,
     seconds: f64,
+    once: bool,
 ) -> (QueryCell, Vec<Conn>) {
     let sessions = conns.len();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
+    let expected = query.expected_items(targets);
     let mut tasks = Vec::with_capacity(sessions);
     for (i, mut conn) in conns.into_iter().enumerate() {
         let (query, targets) = (query.clone(), Arc::clone(targets));
@@ -322,16 +467,29 @@ pub async fn run_cell(
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
             let mut micros = Vec::new();
             let mut errors = 0u64;
+            let mut sample: Option<String> = None;
             loop {
                 let (method, params) = query.request(&targets, &mut rng);
                 let sent = Instant::now();
-                match conn.call(method, params).await {
-                    Ok(true) => micros.push(sent.elapsed().as_micros() as u64),
-                    Ok(false) => errors += 1,
-                    Err(_) => return (None, micros, errors + 1),
+                match conn.call_answer(method, params).await {
+                    Ok(a) if a.ok && expected.is_none_or(|n| a.items.is_some_and(|g| g >= n)) => {
+                        micros.push(sent.elapsed().as_micros() as u64)
+                    }
+                    Ok(a) => {
+                        errors += 1;
+                        sample.get_or_insert_with(|| match (a.ok, a.items, expected) {
+                            (true, items, Some(n)) => {
+                                format!("{items:?} entries in the answer, {n} expected")
+                            }
+                            _ => String::from_utf8_lossy(&conn.line[..conn.line.len().min(300)])
+                                .trim_end()
+                                .to_string(),
+                        });
+                    }
+                    Err(e) => return (None, micros, errors + 1, Some(format!("{e:#}"))),
                 }
-                if Instant::now() >= deadline {
-                    return (Some(conn), micros, errors);
+                if once || Instant::now() >= deadline {
+                    return (Some(conn), micros, errors, sample);
                 }
             }
         }));
@@ -339,14 +497,19 @@ pub async fn run_cell(
     let mut all = Vec::new();
     let mut errors = 0;
     let mut kept = Vec::with_capacity(sessions);
+    let mut error_sample = None;
     for task in tasks {
         match task.await {
-            Ok((conn, micros, e)) => {
+            Ok((conn, micros, e, sample)) => {
                 all.extend(micros);
                 errors += e;
                 kept.extend(conn);
+                error_sample = error_sample.or(sample);
             }
-            Err(_) => errors += 1,
+            Err(e) => {
+                errors += 1;
+                error_sample = error_sample.or(Some(format!("a session's task: {e}")));
+            }
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -359,6 +522,8 @@ pub async fn run_cell(
         per_s: latency.count as f64 / elapsed,
         latency,
         skipped: None,
+        one_request_each: once,
+        error_sample,
     };
     (cell, kept)
 }
@@ -381,27 +546,15 @@ pub async fn run_queries(
             .await
             .with_context(|| format!("opening {sessions} sessions"))?;
         for query in Query::all(targets) {
-            if let (Query::History(i), Some(limit)) = (&query, plan.heavy_history_max_sessions) {
-                if Some(*i) == heaviest && sessions > limit {
-                    let cell = QueryCell {
-                        label: query.label(targets),
-                        sessions,
-                        skipped: Some(format!(
-                            "not run above {limit} sessions in the {} profile: every session sends at least one request and each costs the server time in proportion to the history (see the rows with fewer sessions), so this cell alone would outlast the profile's time budget",
-                            plan.name
-                        )),
-                        ..QueryCell::default()
-                    };
-                    report(&cell);
-                    cells.push(cell);
-                    continue;
-                }
-            }
+            let once = match (&query, plan.heavy_history_one_request_above) {
+                (Query::History(i), Some(limit)) => Some(*i) == heaviest && sessions > limit,
+                _ => false,
+            };
             if conns.len() < sessions {
                 let more = open_sessions(addr, sessions - conns.len()).await?;
                 conns.extend(more);
             }
-            let (cell, kept) = run_cell(conns, &query, targets, plan.cell_seconds).await;
+            let (cell, kept) = run_cell(conns, &query, targets, plan.cell_seconds, once).await;
             report(&cell);
             cells.push(cell);
             conns = kept;
@@ -475,4 +628,110 @@ pub async fn storm(
         session_done: Latency::of(done),
     };
     Ok((result, conns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A `get_history` answer of `n` entries, as a server writes it.
+    fn history_answer(id: u64, n: u64) -> Vec<u8> {
+        let entries: Vec<Value> = (0..n)
+            .map(|i| json!({"tx_hash": format!("{i:064x}"), "height": 100 + i / 2000}))
+            .collect();
+        let mut line =
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "result": entries, "id": id})).unwrap();
+        line.push(b'\n');
+        line
+    }
+
+    /// A server that answers every request line with the next of `answers`.
+    async fn serve(answers: Vec<Vec<u8>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            let mut request = Vec::new();
+            for answer in answers {
+                request.clear();
+                if r.read_until(b'\n', &mut request).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                w.write_all(&answer).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn long_answers_are_counted_not_parsed() {
+        let version = b"{\"jsonrpc\":\"2.0\",\"result\":[\"x\",\"1.4\"],\"id\":1}\n".to_vec();
+        let notification = b"{\"jsonrpc\":\"2.0\",\"method\":\"blockchain.headers.subscribe\",\"params\":[{\"height\":5}]}\n";
+        let mut third = notification.to_vec();
+        third.extend(history_answer(3, 100_000));
+        let addr = serve(vec![
+            version,
+            history_answer(2, 10),
+            third,
+            history_answer(9, 50_000),
+            b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":\"no\"},\"id\":5}\n".to_vec(),
+        ])
+        .await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let small = conn.call_answer("m", json!([])).await.unwrap();
+        assert_eq!(
+            small,
+            Answer {
+                ok: true,
+                id: Some(2),
+                items: Some(10)
+            }
+        );
+        let large = conn.call_answer("m", json!([])).await.unwrap();
+        assert_eq!(
+            large,
+            Answer {
+                ok: true,
+                id: Some(3),
+                items: Some(100_000)
+            }
+        );
+        assert!(conn.line.len() <= SMALL_LINE && conn.line.capacity() < 2 * SMALL_LINE + 4096);
+        let wrong = conn.call_answer("m", json!([])).await;
+        assert!(wrong.is_err(), "an answer to another request: {wrong:?}");
+        assert!(!conn.call("m", json!([])).await.unwrap());
+    }
+
+    /// What reading a 100,000-entry history costs the client: `cargo test -p anode-benches
+    /// --release --all-features --lib -- --ignored --nocapture client_cost`.
+    #[tokio::test]
+    #[ignore]
+    async fn client_cost_of_a_large_answer() {
+        let line = history_answer(2, 100_000);
+        let rounds = 20u32;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let value: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(value["result"].as_array().map(Vec::len), Some(100_000));
+        }
+        let parse = started.elapsed() / rounds;
+        let mut answers = vec![b"{\"jsonrpc\":\"2.0\",\"result\":[],\"id\":1}\n".to_vec()];
+        answers.extend((0..rounds).map(|i| history_answer(u64::from(i) + 2, 100_000)));
+        let addr = serve(answers).await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let a = conn.call_answer("m", json!([])).await.unwrap();
+            assert_eq!(a.items, Some(100_000));
+        }
+        let stream = started.elapsed() / rounds;
+        crate::run::say(&format!(
+            "{} bytes: serde_json::Value parse {parse:?}; streamed over TCP, id checked and \
+             entries counted {stream:?} (the test server's write included)",
+            line.len()
+        ));
+    }
 }

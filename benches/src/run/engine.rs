@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::chain::{build_chain, targets_of_chain, Targets};
 use super::client::{self, Event};
 use super::plan::Plan;
-use super::results::{EngineResult, MempoolResult, ReorgResult, TipResult};
+use super::results::{ChainFacts, EngineResult, MempoolResult, ReorgResult, TipResult};
 use super::{say, sync};
 
 /// Options the stack runs with in the benchmarks. The per-session cost limits, session and
@@ -62,7 +62,7 @@ pub fn run_engine(
         "[{engine}] building the chain ({} profile, seed {seed})",
         plan.name
     ));
-    let (chain, facts) = build_chain(Arc::clone(&coin), seed, plan.txs)?;
+    let (chain, facts) = build_chain(Arc::clone(&coin), seed, plan.txs, &plan.history_sizes)?;
     let mut cumulative = Vec::with_capacity(facts.blocks as usize);
     let mut total = 0u64;
     for h in 0..facts.blocks {
@@ -100,12 +100,28 @@ pub fn run_engine(
     let mut result = EngineResult {
         name: engine.to_string(),
         engine_version: engine_version(engine),
-        chain: facts,
+        chain: ChainFacts {
+            history: targets.history.clone(),
+            ..facts
+        },
         ..EngineResult::default()
     };
     say(&format!(
-        "[{engine}] chain: {} blocks, {} txs (built in {:.1} s); syncing",
-        result.chain.blocks, result.chain.txs, result.chain.build_seconds
+        "[{engine}] chain: {} blocks, {} txs, of which a hot segment of {} blocks, {} txs \
+         for history sizes {:?} (built in {:.1} s); get_history targets: {}; syncing",
+        result.chain.blocks,
+        result.chain.txs,
+        result.chain.hot_blocks,
+        result.chain.hot_txs,
+        result.chain.hot_sizes,
+        result.chain.build_seconds,
+        result
+            .chain
+            .history
+            .iter()
+            .map(|t| format!("{} txs (wanted {})", t.txs, t.wanted))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let db_dir = dir.join("db");
     let synced = server_rt.block_on(sync::sync_engine(
@@ -262,7 +278,11 @@ pub fn cell_line(name: &str, c: &super::results::QueryCell) -> String {
         return format!("[{name}] {} x{}: skipped: {why}", c.label, c.sessions);
     }
     let errors = if c.errors > 0 {
-        format!(" ({} errors)", c.errors)
+        format!(
+            " ({} errors, first: {})",
+            c.errors,
+            c.error_sample.as_deref().unwrap_or("?")
+        )
     } else {
         String::new()
     };

@@ -172,7 +172,18 @@ pub fn run_all(options: &AllOptions) -> anyhow::Result<PathBuf> {
 pub fn child_fetch(plan: &Plan, seed: u64, result: &Path) -> anyhow::Result<()> {
     let coin = anode_coins::lookup("Bitcoin", "regtest").context("regtest")?;
     say("[fetch] building the chain");
-    let (chain, facts) = chain::build_chain(Arc::clone(&coin), seed, plan.txs)?;
+    let (chain, facts) =
+        chain::build_chain(Arc::clone(&coin), seed, plan.txs, &plan.history_sizes)?;
+    say(&format!(
+        "[fetch] chain: {} blocks, {} txs, of which a hot segment of {} blocks, {} txs for \
+         history sizes {:?}; built in {:.1} s",
+        facts.blocks,
+        facts.txs,
+        facts.hot_blocks,
+        facts.hot_txs,
+        facts.hot_sizes,
+        facts.build_seconds
+    ));
     let tip = chain.height();
     let runtime = tokio::runtime::Runtime::new().context("runtime")?;
     let sim = Simulator::new(chain);
@@ -264,6 +275,8 @@ pub fn run_peer(
             txs: targets.txs,
             block_bytes: targets.block_bytes,
             build_seconds: 0.0,
+            history: targets.history.clone(),
+            ..ChainFacts::default()
         },
         ..EngineResult::default()
     };

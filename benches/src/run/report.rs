@@ -66,6 +66,15 @@ fn num(x: f64) -> String {
     }
 }
 
+/// A whole number, with thousands separators from 1,000 on.
+fn count(n: u64) -> String {
+    if n >= 100 {
+        num(n as f64)
+    } else {
+        n.to_string()
+    }
+}
+
 fn ms(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
@@ -158,7 +167,7 @@ pub fn write(
     }
     let _ = writeln!(
         md,
-        "| profile | {} (at least {} transactions, `mainnet-like`) |",
+        "| profile | {} (at least {} transactions, `mainnet-like`, plus the hot segment) |",
         info.profile, info.plan.txs
     );
     if let Some(seed) = info.seed {
@@ -202,6 +211,49 @@ pub fn write(
                 )
             }
         );
+        if first.chain.hot_txs > 0 {
+            let _ = writeln!(
+                md,
+                "After the `mainnet-like` blocks, a hot segment of {} blocks, {} transactions \
+                 gives a script of its own to each history size no mainnet-like script has \
+                 within {:.0}% ({}): chains of 1-input, 2-output payments from the hot script \
+                 to fresh scripts, change back to the hot script.\n",
+                first.chain.hot_blocks,
+                count(first.chain.hot_txs),
+                100.0 * super::chain::HISTORY_TOLERANCE,
+                first
+                    .chain
+                    .hot_sizes
+                    .iter()
+                    .map(|s| count(*s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if !first.chain.history.is_empty() {
+            let rows: Vec<(String, Vec<String>)> = first
+                .chain
+                .history
+                .iter()
+                .map(|t| {
+                    (
+                        count(t.wanted),
+                        vec![count(t.txs), format!("`{}`", t.scripthash)],
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "`get_history` targets (the script whose history is closest to each wanted \
+                 size):\n"
+            );
+            table(
+                &mut md,
+                "wanted txs",
+                &["actual txs".to_string(), "script hash".to_string()],
+                &rows,
+            );
+        }
     }
 
     if results.iter().any(|r| r.sync.is_some()) {
@@ -286,7 +338,8 @@ pub fn write(
             md,
             "## Queries\n\nEach method runs for {} s at each concurrency, every session in a \
              closed loop (next request when the answer arrives; every session sends at least \
-             one). Cells: answers per second, p50 / p99 latency in ms.\n",
+             one). Cells: answers per second, p50 / p99 latency in ms. A `get_history` answer \
+             with fewer entries than the script's history counts as an error.\n",
             info.plan.cell_seconds
         );
         let mut levels: Vec<usize> = results
@@ -319,6 +372,9 @@ pub fn write(
                                 if c.errors > 0 {
                                     let _ = write!(s, " ({} errors)", c.errors);
                                 }
+                                if c.one_request_each {
+                                    s.push_str(" ²");
+                                }
                                 if c.label != *label {
                                     let _ = write!(s, " [{}]", c.label);
                                 }
@@ -338,6 +394,21 @@ pub fn write(
             .find_map(|c| c.skipped.as_ref())
         {
             let _ = writeln!(md, "¹ {why}.\n");
+        }
+        if results
+            .iter()
+            .flat_map(|r| r.queries.iter())
+            .any(|c| c.one_request_each)
+        {
+            let _ = writeln!(
+                md,
+                "² every session sent exactly one request, all at once, instead of a closed loop \
+                 (the largest history above {} sessions): the cell's time is that of the slowest \
+                 of these answers, and answers per second is sessions / that time.\n",
+                info.plan
+                    .heavy_history_one_request_above
+                    .map_or_else(|| "?".to_string(), |n| n.to_string())
+            );
         }
     }
 

@@ -115,6 +115,12 @@ pub struct QueryCell {
     /// why the cell was not run, when it was not
     #[serde(default)]
     pub skipped: Option<String>,
+    /// every session sent exactly one request (all at once) instead of a closed loop
+    #[serde(default)]
+    pub one_request_each: bool,
+    /// the first error seen, when there were errors
+    #[serde(default)]
+    pub error_sample: Option<String>,
 }
 
 /// The wallet storm: many sessions subscribing many scripts each.
@@ -199,6 +205,18 @@ pub struct ChainFacts {
     pub block_bytes: u64,
     /// seconds the simulator took to build it
     pub build_seconds: f64,
+    /// blocks of the hot segment (scripts given a history of a wanted size)
+    #[serde(default)]
+    pub hot_blocks: u32,
+    /// transactions of the hot segment, coinbases left out
+    #[serde(default)]
+    pub hot_txs: u64,
+    /// the history sizes the hot segment made scripts for
+    #[serde(default)]
+    pub hot_sizes: Vec<u64>,
+    /// the `get_history` targets: wanted size and the chosen script's actual history
+    #[serde(default)]
+    pub history: Vec<super::chain::HistoryTarget>,
 }
 
 /// Everything measured against one server: an engine of ours, or a peer server.
