@@ -125,7 +125,8 @@ fn the_index_answers_like_the_reference_oracle_on_every_engine() {
             let store = open(engine, dir.path());
             let idx = indexer(Arc::clone(&store), &sim, 6, 64 << 10);
             let oracle = ReferenceQuery::new(sim.clone());
-            let query = idx.query();
+            // Every history through the cache: read, extended by new blocks, dropped by reorgs.
+            let query = idx.query().with_history_cache_min_len(1);
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             for step in 0..10 {
                 match rng.gen_range(0..5) {

@@ -23,6 +23,64 @@ use crate::query::*;
 /// Raw transactions kept after a fetch from the node.
 const TX_CACHE_ENTRIES: usize = 4096;
 
+/// Confirmed histories at least this long are kept after they are read: below it a read from
+/// the store is cheap, above it the per-row txid look-ups dominate (a 100,000-transaction
+/// history takes ~0.3 s to read, and every subscriber's status and every `get_history` of a
+/// popular address would read it again).
+const HISTORY_CACHE_MIN_LEN: usize = 200;
+/// Entries of all cached histories together (~56 bytes each: ~110 MB at most).
+const HISTORY_CACHE_MAX_ENTRIES: usize = 2_000_000;
+
+/// A confirmed history as of a block. It stays a valid prefix for as long as that block is
+/// in the chain: later blocks only append, and a reorg below it is seen by its hash changing.
+struct CachedHistory {
+    height: u32,
+    block_hash: Hash32,
+    entries: Arc<Vec<HistoryEntry>>,
+}
+
+/// Long confirmed histories by hashX, least recently used out first, bounded in entries.
+struct HistoryCache {
+    lru: LruCache<HashX, CachedHistory>,
+    entries: usize,
+}
+
+impl HistoryCache {
+    fn new() -> Self {
+        HistoryCache {
+            lru: LruCache::unbounded(),
+            entries: 0,
+        }
+    }
+
+    fn get(&mut self, hashx: &HashX) -> Option<(u32, Hash32, Arc<Vec<HistoryEntry>>)> {
+        self.lru
+            .get(hashx)
+            .map(|c| (c.height, c.block_hash, Arc::clone(&c.entries)))
+    }
+
+    fn remove(&mut self, hashx: &HashX) {
+        if let Some(old) = self.lru.pop(hashx) {
+            self.entries -= old.entries.len();
+        }
+    }
+
+    fn put(&mut self, hashx: HashX, history: CachedHistory) {
+        self.remove(&hashx);
+        if history.entries.len() > HISTORY_CACHE_MAX_ENTRIES {
+            return;
+        }
+        self.entries += history.entries.len();
+        self.lru.put(hashx, history);
+        while self.entries > HISTORY_CACHE_MAX_ENTRIES {
+            match self.lru.pop_lru() {
+                Some((_, old)) => self.entries -= old.entries.len(),
+                None => break,
+            }
+        }
+    }
+}
+
 /// Reads of the index for the protocol server.
 pub struct IndexQuery {
     store: Arc<dyn Store>,
@@ -32,6 +90,8 @@ pub struct IndexQuery {
     coin: Arc<dyn Coin>,
     events: broadcast::Sender<Arc<ChainEvent>>,
     tx_cache: Mutex<LruCache<Hash32, Arc<Vec<u8>>>>,
+    history_cache: Arc<Mutex<HistoryCache>>,
+    history_cache_min_len: usize,
 }
 
 impl From<IndexError> for QueryError {
@@ -67,7 +127,16 @@ impl IndexQuery {
             tx_cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(TX_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
             )),
+            history_cache: Arc::new(Mutex::new(HistoryCache::new())),
+            history_cache_min_len: HISTORY_CACHE_MIN_LEN,
         }
+    }
+
+    /// Caches confirmed histories from `len` entries on (default 200); tests set 1 so that
+    /// every history goes through the cache.
+    pub fn with_history_cache_min_len(mut self, len: usize) -> Self {
+        self.history_cache_min_len = len;
+        self
     }
 
     /// Runs `f` on a blocking thread with the chain view and a snapshot of the same state.
@@ -121,15 +190,23 @@ fn height_of(chain: &ChainView, tx_num: TxNum) -> QueryResult<u32> {
         .ok_or_else(|| QueryError::Corrupt(format!("tx number {tx_num} is past the tip")))
 }
 
-/// Confirmed history rows of `hashx`, at most `limit` of them (else `HistoryTooLarge`).
-fn confirmed_history(
+/// Confirmed history rows of `hashx` from tx number `from` on, at most `limit` of them (else
+/// `HistoryTooLarge`).
+fn confirmed_history_from(
     chain: &ChainView,
     view: &dyn ReadView,
     hashx: &HashX,
+    from: TxNum,
     limit: usize,
 ) -> QueryResult<Vec<HistoryEntry>> {
+    let mut start = hashx.to_vec();
+    start.extend_from_slice(&tx_num_bytes(from));
+    let range = match anode_store::end_prefix(hashx) {
+        Some(end) => anode_store::KeyRange::between(&start, &end),
+        None => anode_store::KeyRange::from(&start),
+    };
     let mut tx_nums = Vec::new();
-    for row in view.scan_prefix(HISTORY, hashx, Direction::Forward)? {
+    for row in view.scan(HISTORY, range, Direction::Forward)? {
         let (key, _) = row?;
         if tx_nums.len() >= limit {
             return Err(QueryError::HistoryTooLarge);
@@ -148,6 +225,70 @@ fn confirmed_history(
             })
         })
         .collect()
+}
+
+/// Confirmed history of `hashx`, at most `limit` entries (else `HistoryTooLarge`), through
+/// `cache`: a cached history whose block is still in the chain is extended by the rows of
+/// later blocks only.
+fn confirmed_history(
+    cache: &Mutex<HistoryCache>,
+    min_len: usize,
+    chain: &ChainView,
+    view: &dyn ReadView,
+    hashx: &HashX,
+    limit: usize,
+) -> QueryResult<Vec<HistoryEntry>> {
+    let Some(tip) = chain.height() else {
+        return Ok(Vec::new());
+    };
+    let cached = cache.lock().get(hashx);
+    let was_cached = cached.is_some();
+    let valid = cached.filter(|(height, hash, _)| chain.hashes.get(*height as usize) == Some(hash));
+    let (prefix, from) = match &valid {
+        Some((height, _, entries)) => {
+            if entries.len() > limit {
+                return Err(QueryError::HistoryTooLarge);
+            }
+            if *height == tip {
+                return Ok(entries.as_ref().clone());
+            }
+            let from = chain
+                .tx_counts
+                .get(*height as usize)
+                .copied()
+                .ok_or_else(|| QueryError::Corrupt(format!("no tx count for block {height}")))?;
+            (Some(entries), from)
+        }
+        None => (None, 0),
+    };
+    let room = limit - prefix.map_or(0, |p| p.len());
+    let newer = confirmed_history_from(chain, view, hashx, from, room)?;
+    let all = match prefix {
+        Some(p) if newer.is_empty() => p.as_ref().clone(),
+        Some(p) => {
+            let mut all = Vec::with_capacity(p.len() + newer.len());
+            all.extend_from_slice(p);
+            all.extend(newer);
+            all
+        }
+        None => newer,
+    };
+    if all.len() < min_len {
+        if was_cached {
+            cache.lock().remove(hashx);
+        }
+        return Ok(all);
+    }
+    let entries = Arc::new(all);
+    cache.lock().put(
+        *hashx,
+        CachedHistory {
+            height: tip,
+            block_hash: chain.hashes[tip as usize],
+            entries: Arc::clone(&entries),
+        },
+    );
+    Ok(entries.as_ref().clone())
 }
 
 /// Confirmed unspent outputs of `hashx`: (tx number, vout, value).
@@ -223,11 +364,13 @@ impl ChainQuery for IndexQuery {
 
     async fn history(&self, script: &ScriptHash, limit: usize) -> QueryResult<History> {
         let hashx = script.hashx();
+        let cache = Arc::clone(&self.history_cache);
+        let min_len = self.history_cache_min_len;
         self.with_mempool(
             move |mempool| mempool.history(&hashx),
             move |chain, view, mempool| {
                 Ok(History {
-                    confirmed: confirmed_history(chain, view, &hashx, limit)?,
+                    confirmed: confirmed_history(&cache, min_len, chain, view, &hashx, limit)?,
                     mempool,
                 })
             },

@@ -229,10 +229,21 @@ pub(crate) struct Shared {
     pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
     pub next_id: AtomicU64,
+    /// requests being answered at once over all sessions: each holds its answer in memory
+    /// until it is queued, and a 100,000-entry history is tens of MB before it is serialized,
+    /// so a thousand at once must wait here rather than exhaust memory
+    pub work_slots: Arc<tokio::sync::Semaphore>,
     /// whether sessions opened from now on have their requests logged (admin `log new`)
     pub log_new_sessions: std::sync::atomic::AtomicBool,
     pub session_count: watch::Sender<usize>,
     pub shutdown: watch::Sender<bool>,
+}
+
+/// Requests answered at once over all sessions: enough to keep every core and the disk busy,
+/// few enough that their answers fit in memory together.
+fn work_slot_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(8, 64)
 }
 
 /// The Electrum server.
@@ -268,6 +279,7 @@ impl Server {
             tls,
             next_id: AtomicU64::new(1),
             log_new_sessions: std::sync::atomic::AtomicBool::new(false),
+            work_slots: Arc::new(tokio::sync::Semaphore::new(work_slot_count())),
             session_count: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             config: Arc::clone(&config),

@@ -489,8 +489,10 @@ impl Session {
                 let session = Arc::clone(self);
                 let shared = Arc::clone(shared);
                 tokio::spawn(async move {
-                    let (result, refuse) = session.run_request(&shared, &method, &params).await;
+                    let (result, refuse, slot) =
+                        session.run_request(&shared, &method, &params).await;
                     session.reply(&shared, &id, result);
+                    drop(slot);
                     if refuse {
                         session.close_after_flush();
                     }
@@ -592,7 +594,8 @@ impl Session {
                     let session = Arc::clone(&session);
                     let shared = Arc::clone(&shared);
                     async move {
-                        let (result, refuse) = session.run_request(&shared, &method, &params).await;
+                        let (result, refuse, _slot) =
+                            session.run_request(&shared, &method, &params).await;
                         (id, result, refuse)
                     }
                 })
@@ -636,12 +639,18 @@ impl Session {
     }
 
     /// Throttles, runs with the request timeout, and says whether the session must close.
+    /// The server-wide work slot the answer was computed under comes back with it, to be
+    /// released once the answer is queued.
     async fn run_request(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         method: &str,
         params: &Value,
-    ) -> (Result<Value, RpcError>, bool) {
+    ) -> (
+        Result<Value, RpcError>,
+        bool,
+        Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
         let limits = &shared.config.limits;
         let timeout = Duration::from_secs(limits.request_timeout_secs.max(1));
         if self.logged.load(Ordering::Relaxed) {
@@ -665,6 +674,7 @@ impl Session {
                             "excessive resource usage",
                         )),
                         true,
+                        None,
                     )
                 }
                 Throttle::Run { sleep, concurrency } => (sleep, concurrency),
@@ -673,6 +683,8 @@ impl Session {
                 tokio::time::sleep(sleep).await;
             }
             let _slot = self.acquire_slot(concurrency).await;
+            // Taken after the session's own throttling, so a throttled session never holds one.
+            let work_slot = Arc::clone(&shared.work_slots).acquire_owned().await.ok();
             let started = std::time::Instant::now();
             let result = methods::dispatch(shared, self, method, params).await;
             if let Some(metrics) = shared.metrics.get() {
@@ -682,7 +694,7 @@ impl Session {
                     result.is_ok(),
                 );
             }
-            (result, false)
+            (result, false, work_slot)
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
@@ -692,6 +704,7 @@ impl Session {
                     "server busy - request timed out",
                 )),
                 false,
+                None,
             ),
         }
     }
