@@ -399,11 +399,14 @@ fn mine_mempool_confirms_exactly_the_mempool() {
     let mut chain = tiny_chain(11, 5);
     let coin = Arc::clone(chain.coin());
     let encoder = coin.encoder().expect("an encoder");
-    let funding = anode_coins::OutPoint {
-        txid: chain.block(1).unwrap().txids[0],
-        vout: 0,
-    };
-    assert_eq!(chain.output_spender(&funding), Some(None));
+    // A coinbase output the random transactions have not spent yet.
+    let funding = (1..=chain.height())
+        .map(|h| anode_coins::OutPoint {
+            txid: chain.block(h).unwrap().txids[0],
+            vout: 0,
+        })
+        .find(|o| chain.output_spender(o) == Some(None))
+        .expect("an unspent coinbase output");
     let value = chain.output(&funding).unwrap().value;
     let script = vec![
         0x00, 0x14, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
