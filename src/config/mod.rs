@@ -209,6 +209,9 @@ impl RawConfig {
     }
 }
 
+/// `max_send` for a coin that names none (ElectrumX 2.0's default, PROTOCOL.md §1.8).
+pub const DEFAULT_MAX_SEND: usize = 8_100_000;
+
 /// How blocks are fetched from the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockSource {
@@ -380,9 +383,17 @@ impl Config {
         if cost_hard_limit <= cost_soft_limit {
             return Err(raw.invalid("cost_hard_limit", "must be greater than cost_soft_limit"));
         }
+        let coin: String = raw.required("coin")?;
+        let network: String = raw.required("network")?;
+        // As ElectrumX: the coin's own default (larger for AuxPoW coins, whose headers are).
+        let max_send = match raw.parse("max_send")? {
+            Some(bytes) => bytes,
+            None => anode_coins::lookup(&coin, &network)
+                .map_or(DEFAULT_MAX_SEND, |c| c.params().default_max_send),
+        };
         let config = Config {
-            coin: raw.required("coin")?,
-            network: raw.required("network")?,
+            coin,
+            network,
             daemon_urls: list("daemon_url"),
             daemon_cookie_file: raw.parse("daemon_cookie_file")?,
             db_directory: raw.parse("db_directory")?,
@@ -400,7 +411,7 @@ impl Config {
             poll_interval_mempool_ms: raw.required("poll_interval_mempool_ms")?,
             limits: Limits {
                 max_sessions: raw.required("max_sessions")?,
-                max_send: raw.required("max_send")?,
+                max_send,
                 max_recv: raw.required("max_recv")?,
                 max_subs: raw.required("max_subs")?,
                 max_session_subs: raw.required("max_session_subs")?,

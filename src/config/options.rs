@@ -59,10 +59,10 @@ options! {
         "Milliseconds between polls of the node's mempool.";
     "max_sessions", ["MAX_SESSIONS"], "max-sessions", Some("1000"),
         "Most client sessions at once; further connections are refused.";
-    "max_send", ["MAX_SEND"], "max-send", Some("1000000"),
-        "Largest response in bytes; larger answers get the protocol's error instead.";
-    "max_recv", ["MAX_RECV"], "max-recv", Some("5000000"),
-        "Largest request in bytes; a session sending more is disconnected.";
+    "max_send", ["MAX_SEND"], "max-send", None,
+        "Largest response in bytes; larger answers get the protocol's error instead. Default: the coin's (8100000, 10000000 for AuxPoW coins), as ElectrumX.";
+    "max_recv", ["MAX_RECV"], "max-recv", Some("1000000"),
+        "Largest request line in bytes on TCP/SSL; a longer line is thrown away unanswered and reading resumes at the next newline, as ElectrumX.";
     "max_subs", ["MAX_SUBS"], "max-subs", Some("250000"),
         "Most script and outpoint subscriptions of all sessions together; a subscription past it gets ElectrumX 1.x's error \"server subscription limit N reached\". 0: no limit (ElectrumX 2.0's behaviour, where only the cost model governs subscriptions).";
     "max_session_subs", ["MAX_SESSION_SUBS"], "max-session-subs", Some("50000"),

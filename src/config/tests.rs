@@ -127,3 +127,23 @@ fn peer_options() {
         })
     ));
 }
+
+#[test]
+fn size_limits_default_as_electrumx_with_the_coins_send_limit() {
+    let config = Config::from_raw(&RawConfig::defaults()).unwrap();
+    assert_eq!(config.limits.max_send, 8_100_000);
+    assert_eq!(config.limits.max_recv, 1_000_000);
+    let aux =
+        Config::from_raw(&RawConfig::defaults().with_env(env(&[("COIN", "Namecoin")]))).unwrap();
+    assert_eq!(
+        aux.limits.max_send,
+        anode_coins::lookup("Namecoin", "mainnet")
+            .unwrap()
+            .params()
+            .default_max_send
+    );
+    assert_eq!(aux.limits.max_send, 10_000_000, "AuxPoW headers are large");
+    let set =
+        Config::from_raw(&RawConfig::defaults().with_env(env(&[("MAX_SEND", "400000")]))).unwrap();
+    assert_eq!(set.limits.max_send, 400_000);
+}
