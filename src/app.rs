@@ -328,8 +328,21 @@ impl Stack {
     }
 }
 
-/// The sync's gauges before clients are served: the index's tip (pending blocks included),
-/// the node's height, the writer's cache and the database size.
+/// Gauges that follow the index and the node, during the initial sync and after it: the
+/// node's height, the writer's cache and the database size.
+async fn update_index_gauges(metrics: &Metrics, indexer: &Arc<Indexer>, daemon: &dyn DaemonApi) {
+    metrics.set_cache_size("writer", indexer.pending_bytes() as u64);
+    if let Ok(count) = daemon.block_count().await {
+        metrics.set_daemon_height(count);
+    }
+    let stats_of = Arc::clone(indexer);
+    if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || stats_of.store_stats()).await {
+        metrics.set_db_size(stats.disk_bytes);
+    }
+}
+
+/// The sync's gauges before clients are served; the tip is the last block applied, flushed
+/// or not.
 async fn update_sync_gauges(
     metrics: Arc<Metrics>,
     indexer: Arc<Indexer>,
@@ -340,14 +353,7 @@ async fn update_sync_gauges(
         if let Some((height, _)) = indexer.tip() {
             metrics.set_tip(height);
         }
-        metrics.set_cache_size("writer", indexer.pending_bytes() as u64);
-        if let Ok(count) = daemon.block_count().await {
-            metrics.set_daemon_height(count);
-        }
-        let stats_of = Arc::clone(&indexer);
-        if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || stats_of.store_stats()).await {
-            metrics.set_db_size(stats.disk_bytes);
-        }
+        update_index_gauges(&metrics, &indexer, daemon.as_ref()).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = synced.changed() => {}
@@ -368,12 +374,7 @@ async fn update_gauges(stack: std::sync::Weak<Stack>, mut shutdown: watch::Recei
             let tip = stack.query.tip();
             stack.metrics.set_tip(tip.height);
             stack.metrics.set_mempool_size(stack.query.mempool_size());
-            stack
-                .metrics
-                .set_cache_size("writer", stack.indexer.pending_bytes() as u64);
-            if let Ok(count) = stack.daemon.block_count().await {
-                stack.metrics.set_daemon_height(count);
-            }
+            update_index_gauges(&stack.metrics, &stack.indexer, stack.daemon.as_ref()).await;
             let sessions: Vec<_> = stack
                 .server
                 .lock()
@@ -383,13 +384,6 @@ async fn update_gauges(stack: std::sync::Weak<Stack>, mut shutdown: watch::Recei
             let scripts: u64 = sessions.iter().map(|s| s.script_subs as u64).sum();
             let outpoints: u64 = sessions.iter().map(|s| s.outpoint_subs as u64).sum();
             stack.metrics.set_subscriptions(scripts, outpoints);
-            let indexer = Arc::clone(&stack.indexer);
-            if let Ok(Ok(bytes)) =
-                tokio::task::spawn_blocking(move || indexer.store_stats().map(|s| s.disk_bytes))
-                    .await
-            {
-                stack.metrics.set_db_size(bytes);
-            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -199,8 +199,7 @@ fn confirmed_history_from(
     from: TxNum,
     limit: usize,
 ) -> QueryResult<Vec<HistoryEntry>> {
-    let mut start = hashx.to_vec();
-    start.extend_from_slice(&tx_num_bytes(from));
+    let start = history_key(hashx, from);
     let range = match anode_store::end_prefix(hashx) {
         Some(end) => anode_store::KeyRange::between(&start, &end),
         None => anode_store::KeyRange::from(&start),
