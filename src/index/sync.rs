@@ -322,6 +322,13 @@ impl Indexer {
                 .await
                 .map_err(|e| SyncError::Task(e.to_string()))?
                 .map_err(IndexError::from)?;
+            // Before clients are served, a flush can commit while the next blocks are applied.
+            // After, every flush must also update the mempool mirror, so it runs in line.
+            self.blocking(|w| {
+                let background = !w.collects_touched();
+                w.set_background_flushes(background)
+            })
+            .await?;
         }
         let mut complete = true;
         while let Some(block) = blocks.recv().await {
@@ -345,13 +352,14 @@ impl Indexer {
                         }
                     }
                     let at_tip = height == to;
-                    if w.needs_flush() || at_tip {
-                        let durability = if at_tip {
-                            Durability::Sync
+                    if at_tip {
+                        flush_with_mempool(w, &mempool, Durability::Sync)?;
+                    } else if w.needs_flush() {
+                        if w.background_flushes() {
+                            w.flush_bulk()?;
                         } else {
-                            Durability::Bulk
-                        };
-                        flush_with_mempool(w, &mempool, durability)?;
+                            flush_with_mempool(w, &mempool, Durability::Bulk)?;
+                        }
                     }
                     Ok(true)
                 })
@@ -367,7 +375,10 @@ impl Indexer {
             let store = Arc::clone(&self.store);
             let writer = Arc::clone(&self.writer);
             tokio::task::spawn_blocking(move || -> Result<(), IndexError> {
-                writer.lock().flush(Durability::Bulk)?;
+                let mut writer = writer.lock();
+                writer.flush(Durability::Bulk)?;
+                writer.set_background_flushes(false)?;
+                drop(writer);
                 store.sync()?;
                 store.set_bulk_load(false)?;
                 Ok(())
