@@ -322,13 +322,6 @@ impl Indexer {
                 .await
                 .map_err(|e| SyncError::Task(e.to_string()))?
                 .map_err(IndexError::from)?;
-            // Before clients are served, a flush can commit while the next blocks are applied.
-            // After, every flush must also update the mempool mirror, so it runs in line.
-            self.blocking(|w| {
-                let background = !w.collects_touched();
-                w.set_background_flushes(background)
-            })
-            .await?;
         }
         let mut complete = true;
         while let Some(block) = blocks.recv().await {
@@ -352,14 +345,13 @@ impl Indexer {
                         }
                     }
                     let at_tip = height == to;
-                    if at_tip {
-                        flush_with_mempool(w, &mempool, Durability::Sync)?;
-                    } else if w.needs_flush() {
-                        if w.background_flushes() {
-                            w.flush_bulk()?;
+                    if w.needs_flush() || at_tip {
+                        let durability = if at_tip {
+                            Durability::Sync
                         } else {
-                            flush_with_mempool(w, &mempool, Durability::Bulk)?;
-                        }
+                            Durability::Bulk
+                        };
+                        flush_with_mempool(w, &mempool, durability)?;
                     }
                     Ok(true)
                 })
@@ -375,10 +367,7 @@ impl Indexer {
             let store = Arc::clone(&self.store);
             let writer = Arc::clone(&self.writer);
             tokio::task::spawn_blocking(move || -> Result<(), IndexError> {
-                let mut writer = writer.lock();
-                writer.flush(Durability::Bulk)?;
-                writer.set_background_flushes(false)?;
-                drop(writer);
+                writer.lock().flush(Durability::Bulk)?;
                 store.sync()?;
                 store.set_bulk_load(false)?;
                 Ok(())

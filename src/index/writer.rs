@@ -65,9 +65,6 @@ pub enum IndexError {
         /// the configured limit
         limit: u32,
     },
-    /// A flush on its own thread could not run.
-    #[error("flush: {0}")]
-    Flush(String),
     /// The chain outgrew the 5-byte tx numbers.
     #[error("more than 2^40 transactions: the index format cannot number them")]
     TooManyTransactions,
@@ -258,51 +255,6 @@ impl Pending {
     }
 }
 
-/// The blocks of a flush that is being written on its own thread while the next blocks are
-/// applied: what the writer still needs of them until the batch has committed (their outputs,
-/// for spends in the next blocks, and their place in the chain).
-struct Frozen {
-    hashes: Vec<Hash32>,
-    tx_counts: Vec<u64>,
-    utxos: HashMap<OutPoint, CachedUtxo>,
-    memory: usize,
-}
-
-/// A flush running on its own thread.
-struct FlushInFlight {
-    frozen: Arc<Frozen>,
-    thread: std::thread::JoinHandle<IndexResult<FlushDone>>,
-}
-
-/// What a committed flush changes in the writer.
-struct FlushDone {
-    state: IndexState,
-    lowest_undo: Option<u32>,
-    blocks: usize,
-}
-
-/// One flush: the pending blocks taken out of the writer with what it needs to write them, so
-/// that it can run on the writer's thread or on one of its own.
-struct FlushJob {
-    store: Arc<dyn Store>,
-    chain: Arc<SharedChain>,
-    on_flush: Option<FlushObserver>,
-    reorg_limit: u32,
-    first_height: u32,
-    first_tx: u64,
-    lowest_undo: Option<u32>,
-    durability: Durability,
-    frozen: Arc<Frozen>,
-    headers: Vec<Vec<u8>>,
-    txids: Vec<Hash32>,
-    history: Vec<(HashX, TxNum)>,
-    stored_spends: Vec<StoredSpend>,
-    spenders: Vec<(TxNum, u32, TxNum)>,
-    undo: Vec<(u32, Vec<u8>)>,
-    undo_bytes: usize,
-    header_bytes: usize,
-}
-
 /// What one flush wrote, for whoever watches (the Prometheus metrics).
 #[derive(Debug, Clone, Copy)]
 pub struct FlushReport {
@@ -341,8 +293,6 @@ pub struct IndexWriter {
     touched: Touched,
     blocks_since_take: u32,
     on_flush: Option<FlushObserver>,
-    background_flushes: bool,
-    in_flight: Option<FlushInFlight>,
 }
 
 impl IndexWriter {
@@ -422,8 +372,6 @@ impl IndexWriter {
             touched: Touched::default(),
             blocks_since_take: 0,
             on_flush: None,
-            background_flushes: false,
-            in_flight: None,
         })
     }
 
@@ -447,50 +395,26 @@ impl IndexWriter {
         self.flushed
     }
 
-    /// The blocks of the flush in flight, if any.
-    fn frozen(&self) -> Option<&Frozen> {
-        self.in_flight.as_ref().map(|f| f.frozen.as_ref())
-    }
-
-    /// Height of the first block after the committed state.
-    fn first_unflushed_height(&self) -> u32 {
-        self.flushed.map_or(0, |s| s.height + 1)
-    }
-
-    /// Height of the first pending block: after the flush in flight, if any.
-    fn first_pending_height(&self) -> u32 {
-        self.first_unflushed_height() + self.frozen().map_or(0, |f| f.hashes.len() as u32)
-    }
-
-    /// Height and hash of the tip including pending blocks and a flush in flight.
+    /// Height and hash of the tip including pending blocks.
     pub fn tip(&self) -> Option<(u32, Hash32)> {
-        if let Some(hash) = self.pending.hashes.last() {
-            return Some((
-                self.first_pending_height() + self.pending.hashes.len() as u32 - 1,
-                *hash,
-            ));
+        match self.pending.hashes.last() {
+            Some(hash) => {
+                let first = self.flushed.map_or(0, |s| s.height + 1);
+                Some((first + self.pending.hashes.len() as u32 - 1, *hash))
+            }
+            None => self.flushed.map(|s| (s.height, s.hash)),
         }
-        if let Some(hash) = self.frozen().and_then(|f| f.hashes.last()) {
-            return Some((self.first_pending_height() - 1, *hash));
-        }
-        self.flushed.map(|s| (s.height, s.hash))
     }
 
-    /// The hash of the block at `height`: pending, in a flush in flight, or flushed.
+    /// The hash of the block at `height`, pending or flushed.
     pub fn hash_at(&self, height: u32) -> Option<Hash32> {
-        let first_pending = self.first_pending_height();
+        let first_pending = self.flushed.map_or(0, |s| s.height + 1);
         if height >= first_pending {
             return self
                 .pending
                 .hashes
                 .get((height - first_pending) as usize)
                 .copied();
-        }
-        let first_frozen = self.first_unflushed_height();
-        if let Some(frozen) = self.frozen() {
-            if height >= first_frozen {
-                return frozen.hashes.get((height - first_frozen) as usize).copied();
-            }
         }
         self.chain.view().hashes.get(height as usize).copied()
     }
@@ -499,22 +423,14 @@ impl IndexWriter {
         self.pending
             .tx_counts
             .last()
-            .or(self.frozen().and_then(|f| f.tx_counts.last()))
             .copied()
             .or(self.flushed.map(|s| s.tx_count))
             .unwrap_or(0)
     }
 
-    /// Whether what blocks touch is recorded (clients are served).
-    pub fn collects_touched(&self) -> bool {
-        self.collect_touched
-    }
-
     /// Starts or stops recording what blocks touch (only needed once clients are served).
     pub fn set_collect_touched(&mut self, on: bool) {
         self.collect_touched = on;
-        // Background flushes do not update the mempool mirror that served clients need.
-        self.background_flushes &= !on;
     }
 
     /// What was touched since the last call.
@@ -545,84 +461,14 @@ impl IndexWriter {
         }
     }
 
-    /// Bytes the pending state and a flush in flight hold (estimated).
+    /// Bytes the pending state holds (estimated).
     pub fn pending_bytes(&self) -> usize {
-        self.pending.memory() + self.frozen().map_or(0, |f| f.memory)
+        self.pending.memory()
     }
 
-    /// Whether the pending state has outgrown the budget: all of it, or half of it when flushes
-    /// run in the background (the other half is the flush in flight).
+    /// Whether the pending state has outgrown the budget.
     pub fn needs_flush(&self) -> bool {
-        let budget = if self.background_flushes {
-            self.options.cache_bytes / 2
-        } else {
-            self.options.cache_bytes
-        };
-        self.pending.memory() >= budget
-    }
-
-    /// Lets [`Self::flush_bulk`] write on a thread of its own while the next blocks are
-    /// applied. For the initial sync: such flushes leave the mempool mirror alone. Turning it
-    /// off waits for the flush in flight.
-    pub fn set_background_flushes(&mut self, on: bool) -> IndexResult<()> {
-        if !on {
-            self.finish_background_flush()?;
-        }
-        self.background_flushes = on;
-        Ok(())
-    }
-
-    /// Whether bulk flushes run in the background.
-    pub fn background_flushes(&self) -> bool {
-        self.background_flushes
-    }
-
-    /// Writes the pending blocks with bulk durability: on a thread of its own when background
-    /// flushes are on (after the previous one has committed), else here.
-    pub fn flush_bulk(&mut self) -> IndexResult<()> {
-        if !self.background_flushes {
-            return self.flush(Durability::Bulk).map(|_| ());
-        }
-        self.finish_background_flush()?;
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let job = self.take_flush_job(Durability::Bulk);
-        let frozen = Arc::clone(&job.frozen);
-        let thread = std::thread::Builder::new()
-            .name("anode-flush".into())
-            .spawn(move || job.run())
-            .map_err(|e| IndexError::Flush(format!("cannot start the flush thread: {e}")))?;
-        self.in_flight = Some(FlushInFlight { frozen, thread });
-        Ok(())
-    }
-
-    /// Waits for the flush in flight, if any, and takes its result in. On error the blocks
-    /// applied since are discarded too: they were built on the failed flush.
-    fn finish_background_flush(&mut self) -> IndexResult<()> {
-        let Some(in_flight) = self.in_flight.take() else {
-            return Ok(());
-        };
-        let result = in_flight
-            .thread
-            .join()
-            .unwrap_or_else(|_| Err(IndexError::Flush("the flush thread panicked".into())));
-        match result {
-            Ok(done) => {
-                self.take_done(done);
-                Ok(())
-            }
-            Err(e) => {
-                self.pending = Pending::default();
-                self.touched = Touched::default();
-                Err(e)
-            }
-        }
-    }
-
-    fn take_done(&mut self, done: FlushDone) {
-        self.flushed = Some(done.state);
-        self.lowest_undo = done.lowest_undo;
+        self.pending.memory() >= self.options.cache_bytes
     }
 
     /// Whether blocks are waiting for a flush.
@@ -770,12 +616,7 @@ impl IndexWriter {
         if let Some(cached) = self.pending.utxos.remove(outpoint) {
             return Ok(cached);
         }
-        // An output of the flush in flight is in the store by the time the pending blocks are
-        // flushed (flushes commit in order): its rows are deleted like a stored output's.
-        let found = match self.frozen().and_then(|f| f.utxos.get(outpoint)) {
-            Some(frozen) => Some(*frozen),
-            None => find_stored_utxo(self.store.as_ref(), outpoint, false)?,
-        };
+        let found = find_stored_utxo(self.store.as_ref(), outpoint, false)?;
         let Some(found) = found else {
             return Err(IndexError::MissingOutput {
                 height,
@@ -791,59 +632,180 @@ impl IndexWriter {
         Ok(found)
     }
 
-    /// Forgets blocks applied since the last flush (after a failed apply). A flush in flight
-    /// holds valid blocks and is let finish.
+    /// Forgets blocks applied since the last flush (after a failed apply).
     pub fn discard_pending(&mut self) {
-        if let Err(e) = self.finish_background_flush() {
-            tracing::error!(error = %e, "the flush in flight failed");
-        }
         self.pending = Pending::default();
         self.touched = Touched::default();
     }
 
-    /// Writes the pending blocks as one atomic batch, after the flush in flight if any.
-    /// `Durability::Bulk` during the initial sync, `Durability::Sync` at the tip. Returns the
-    /// number of blocks written by this call.
+    /// Writes the pending blocks as one atomic batch. `Durability::Bulk` during the initial
+    /// sync, `Durability::Sync` at the tip. Returns the number of blocks written.
     pub fn flush(&mut self, durability: Durability) -> IndexResult<usize> {
-        self.finish_background_flush()?;
         if self.pending.is_empty() {
             return Ok(0);
         }
-        let done = self.take_flush_job(durability).run()?;
-        let blocks = done.blocks;
-        self.take_done(done);
-        Ok(blocks)
-    }
-
-    /// Takes the pending blocks out into a flush job. The flush in flight must be finished.
-    fn take_flush_job(&mut self, durability: Durability) -> FlushJob {
-        debug_assert!(self.in_flight.is_none());
-        let memory = self.pending.memory();
+        let started = std::time::Instant::now();
         let pending = std::mem::take(&mut self.pending);
-        FlushJob {
-            store: Arc::clone(&self.store),
-            chain: Arc::clone(&self.chain),
-            on_flush: self.on_flush.clone(),
-            reorg_limit: self.options.reorg_limit,
-            first_height: self.first_unflushed_height(),
-            first_tx: self.flushed.map_or(0, |s| s.tx_count),
-            lowest_undo: self.lowest_undo,
-            durability,
-            frozen: Arc::new(Frozen {
-                hashes: pending.hashes,
-                tx_counts: pending.tx_counts,
-                utxos: pending.utxos,
-                memory,
-            }),
-            headers: pending.headers,
-            txids: pending.txids,
-            history: pending.history,
-            stored_spends: pending.stored_spends,
-            spenders: pending.spenders,
-            undo: pending.undo,
-            undo_bytes: pending.undo_bytes,
-            header_bytes: pending.header_bytes,
+        let first_height = self.flushed.map_or(0, |s| s.height + 1);
+        let first_tx = self.flushed.map_or(0, |s| s.tx_count);
+        let blocks = pending.hashes.len();
+        let mut batch = WriteBatch::with_capacity_and_bytes(
+            blocks * 3
+                + pending.txids.len() * 2
+                + pending.history.len()
+                + pending.utxos.len() * 2
+                + pending.stored_spends.len() * 2
+                + pending.spenders.len()
+                + pending.undo.len()
+                + 1,
+            pending.header_bytes
+                + pending.txids.len() * 50
+                + pending.history.len() * 16
+                + pending.utxos.len() * 64
+                + pending.stored_spends.len() * 37
+                + pending.spenders.len() * 14
+                + pending.undo_bytes
+                + pending.undo.len() * 4
+                + 64,
+        );
+        let tip_header = pending.headers.last().cloned().unwrap_or_default();
+        for (i, header) in pending.headers.into_iter().enumerate() {
+            let key = height_key(first_height + i as u32);
+            batch.put(HEADERS, key, header);
+            batch.put(BLOCK_HASHES, key, pending.hashes[i]);
+            batch.put(TX_COUNTS, key, tx_num_bytes(pending.tx_counts[i]));
         }
+        for (i, txid) in pending.txids.iter().enumerate() {
+            batch.put(TX_HASHES, tx_num_bytes(first_tx + i as u64), *txid);
+        }
+        // Rows of the randomly keyed tables go in key order: every engine inserts a sorted run
+        // much faster than scattered keys (RocksDB's memtable reuses its skip-list position,
+        // B-trees touch each page once). Each table's rows are sorted as typed tuples whose
+        // order is the order of their big-endian key encodings, on all cores.
+        let mut txid_rows: Vec<(TxidPrefix, TxNum)> = Vec::new();
+        let mut history = pending.history;
+        let mut utxo_rows: Vec<UtxoRow> = Vec::new();
+        let mut lookup_rows: Vec<LookupRow> = Vec::new();
+        let mut spenders = pending.spenders;
+        let (utxos, stored_spends, txids) =
+            (&pending.utxos, &pending.stored_spends, &pending.txids);
+        rayon::scope(|s| {
+            s.spawn(|_| {
+                txid_rows = txids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, txid)| (txid_prefix(txid), first_tx + i as u64))
+                    .collect();
+                txid_rows.par_sort_unstable();
+            });
+            s.spawn(|_| history.par_sort_unstable());
+            s.spawn(|_| {
+                utxo_rows = utxos
+                    .iter()
+                    .map(|(o, u)| (u.hashx, u.tx_num, o.vout, Some(u.value)))
+                    .chain(
+                        stored_spends
+                            .iter()
+                            .map(|spend| (spend.hashx, spend.tx_num, spend.outpoint.vout, None)),
+                    )
+                    .collect();
+                utxo_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+            });
+            s.spawn(|_| {
+                lookup_rows = utxos
+                    .iter()
+                    .map(|(o, u)| {
+                        (
+                            txid_prefix(&o.txid),
+                            o.vout,
+                            u.tx_num,
+                            Some((u.hashx, u.value)),
+                        )
+                    })
+                    .chain(stored_spends.iter().map(|spend| {
+                        let o = &spend.outpoint;
+                        (txid_prefix(&o.txid), o.vout, spend.tx_num, None)
+                    }))
+                    .collect();
+                lookup_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+            });
+            s.spawn(|_| spenders.par_sort_unstable());
+        });
+        for (prefix, tx_num) in txid_rows {
+            batch.put(TXID_INDEX, txid_index_key_from_prefix(&prefix, tx_num), []);
+        }
+        for (hashx, tx_num) in history {
+            batch.put(HISTORY, history_key(&hashx, tx_num), []);
+        }
+        for (hashx, tx_num, vout, value) in utxo_rows {
+            let key = utxo_key(&hashx, tx_num, vout);
+            match value {
+                Some(value) => batch.put(UTXO, key, value.to_le_bytes()),
+                None => batch.delete(UTXO, key),
+            }
+        }
+        for (prefix, vout, tx_num, created) in lookup_rows {
+            let key = utxo_lookup_key_from_prefix(&prefix, vout, tx_num);
+            match created {
+                Some((hashx, value)) => {
+                    batch.put(UTXO_LOOKUP, key, utxo_lookup_value(&hashx, value))
+                }
+                None => batch.delete(UTXO_LOOKUP, key),
+            }
+        }
+        for (funding, vout, spender) in spenders {
+            batch.put(SPENDERS, spender_key(funding, vout), tx_num_bytes(spender));
+        }
+        let mut lowest_undo = self.lowest_undo;
+        for (height, record) in pending.undo {
+            lowest_undo = Some(lowest_undo.map_or(height, |low| low.min(height)));
+            batch.put(UNDO, height_key(height), record);
+        }
+        let tip_height = first_height + blocks as u32 - 1;
+        // Undo records older than the reorg limit are never needed again.
+        if let Some(low) = lowest_undo {
+            let keep_from = tip_height.saturating_sub(self.options.reorg_limit) + 1;
+            for height in low..keep_from.min(tip_height + 1) {
+                batch.delete(UNDO, height_key(height));
+            }
+            lowest_undo = (keep_from <= tip_height).then(|| low.max(keep_from));
+        }
+        let state = IndexState {
+            height: tip_height,
+            hash: *pending.hashes.last().unwrap_or(&[0; 32]),
+            tx_count: *pending.tx_counts.last().unwrap_or(&first_tx),
+        };
+        batch.put(META, STATE_KEY, state.encode());
+        let ops = batch.len();
+        let bytes = batch.payload_bytes() as u64;
+        let built = started.elapsed();
+        let mut guard = self.chain.view.write();
+        self.store.write(batch, durability)?;
+        tracing::info!(
+            height = tip_height,
+            blocks,
+            ops,
+            build_ms = built.as_millis() as u64,
+            write_ms = (started.elapsed() - built).as_millis() as u64,
+            synced = matches!(durability, Durability::Sync),
+            "flush"
+        );
+        let view = Arc::make_mut(&mut guard);
+        view.hashes.extend_from_slice(&pending.hashes);
+        view.tx_counts.extend_from_slice(&pending.tx_counts);
+        view.tip_header = tip_header;
+        drop(guard);
+        self.flushed = Some(state);
+        self.lowest_undo = lowest_undo;
+        if let Some(observer) = &self.on_flush {
+            observer(FlushReport {
+                blocks,
+                ops,
+                bytes,
+                elapsed: started.elapsed(),
+            });
+        }
+        Ok(blocks)
     }
 
     /// Takes the tip block out of the index (one synced batch). Pending blocks are flushed
@@ -974,200 +936,6 @@ impl IndexWriter {
         }
         self.blocks_since_take += 1;
         Ok(parent)
-    }
-}
-
-impl Drop for IndexWriter {
-    /// A flush in flight is let finish, so that the store is never closed under it.
-    fn drop(&mut self) {
-        if let Err(e) = self.finish_background_flush() {
-            tracing::error!(error = %e, "the last flush failed; the next start resumes before it");
-        }
-    }
-}
-
-impl FlushJob {
-    /// Builds the batch, commits it and moves the shared chain view on.
-    fn run(self) -> IndexResult<FlushDone> {
-        let started = std::time::Instant::now();
-        let FlushJob {
-            store,
-            chain,
-            on_flush,
-            reorg_limit,
-            first_height,
-            first_tx,
-            lowest_undo,
-            durability,
-            frozen,
-            headers,
-            txids,
-            history,
-            stored_spends,
-            spenders,
-            undo,
-            undo_bytes,
-            header_bytes,
-        } = self;
-        let blocks = frozen.hashes.len();
-        let mut batch = WriteBatch::with_capacity_and_bytes(
-            blocks * 3
-                + txids.len() * 2
-                + history.len()
-                + frozen.utxos.len() * 2
-                + stored_spends.len() * 2
-                + spenders.len()
-                + undo.len()
-                + 1,
-            header_bytes
-                + txids.len() * 50
-                + history.len() * 16
-                + frozen.utxos.len() * 64
-                + stored_spends.len() * 37
-                + spenders.len() * 14
-                + undo_bytes
-                + undo.len() * 4
-                + 64,
-        );
-        let tip_header = headers.last().cloned().unwrap_or_default();
-        for (i, header) in headers.into_iter().enumerate() {
-            let key = height_key(first_height + i as u32);
-            batch.put(HEADERS, key, header);
-            batch.put(BLOCK_HASHES, key, frozen.hashes[i]);
-            batch.put(TX_COUNTS, key, tx_num_bytes(frozen.tx_counts[i]));
-        }
-        for (i, txid) in txids.iter().enumerate() {
-            batch.put(TX_HASHES, tx_num_bytes(first_tx + i as u64), *txid);
-        }
-        // Rows of the randomly keyed tables go in key order: every engine inserts a sorted run
-        // much faster than scattered keys (RocksDB's memtable reuses its skip-list position,
-        // B-trees touch each page once). Each table's rows are sorted as typed tuples whose
-        // order is the order of their big-endian key encodings, on all cores.
-        let mut txid_rows: Vec<(TxidPrefix, TxNum)> = Vec::new();
-        let mut history = history;
-        let mut utxo_rows: Vec<UtxoRow> = Vec::new();
-        let mut lookup_rows: Vec<LookupRow> = Vec::new();
-        let mut spenders = spenders;
-        let (utxos, stored_spends, txids) = (&frozen.utxos, &stored_spends, &txids);
-        rayon::scope(|s| {
-            s.spawn(|_| {
-                txid_rows = txids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, txid)| (txid_prefix(txid), first_tx + i as u64))
-                    .collect();
-                txid_rows.par_sort_unstable();
-            });
-            s.spawn(|_| history.par_sort_unstable());
-            s.spawn(|_| {
-                utxo_rows = utxos
-                    .iter()
-                    .map(|(o, u)| (u.hashx, u.tx_num, o.vout, Some(u.value)))
-                    .chain(
-                        stored_spends
-                            .iter()
-                            .map(|spend| (spend.hashx, spend.tx_num, spend.outpoint.vout, None)),
-                    )
-                    .collect();
-                utxo_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-            });
-            s.spawn(|_| {
-                lookup_rows = utxos
-                    .iter()
-                    .map(|(o, u)| {
-                        (
-                            txid_prefix(&o.txid),
-                            o.vout,
-                            u.tx_num,
-                            Some((u.hashx, u.value)),
-                        )
-                    })
-                    .chain(stored_spends.iter().map(|spend| {
-                        let o = &spend.outpoint;
-                        (txid_prefix(&o.txid), o.vout, spend.tx_num, None)
-                    }))
-                    .collect();
-                lookup_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-            });
-            s.spawn(|_| spenders.par_sort_unstable());
-        });
-        for (prefix, tx_num) in txid_rows {
-            batch.put(TXID_INDEX, txid_index_key_from_prefix(&prefix, tx_num), []);
-        }
-        for (hashx, tx_num) in history {
-            batch.put(HISTORY, history_key(&hashx, tx_num), []);
-        }
-        for (hashx, tx_num, vout, value) in utxo_rows {
-            let key = utxo_key(&hashx, tx_num, vout);
-            match value {
-                Some(value) => batch.put(UTXO, key, value.to_le_bytes()),
-                None => batch.delete(UTXO, key),
-            }
-        }
-        for (prefix, vout, tx_num, created) in lookup_rows {
-            let key = utxo_lookup_key_from_prefix(&prefix, vout, tx_num);
-            match created {
-                Some((hashx, value)) => {
-                    batch.put(UTXO_LOOKUP, key, utxo_lookup_value(&hashx, value))
-                }
-                None => batch.delete(UTXO_LOOKUP, key),
-            }
-        }
-        for (funding, vout, spender) in spenders {
-            batch.put(SPENDERS, spender_key(funding, vout), tx_num_bytes(spender));
-        }
-        let mut lowest_undo = lowest_undo;
-        for (height, record) in undo {
-            lowest_undo = Some(lowest_undo.map_or(height, |low| low.min(height)));
-            batch.put(UNDO, height_key(height), record);
-        }
-        let tip_height = first_height + blocks as u32 - 1;
-        // Undo records older than the reorg limit are never needed again.
-        if let Some(low) = lowest_undo {
-            let keep_from = tip_height.saturating_sub(reorg_limit) + 1;
-            for height in low..keep_from.min(tip_height + 1) {
-                batch.delete(UNDO, height_key(height));
-            }
-            lowest_undo = (keep_from <= tip_height).then(|| low.max(keep_from));
-        }
-        let state = IndexState {
-            height: tip_height,
-            hash: *frozen.hashes.last().unwrap_or(&[0; 32]),
-            tx_count: *frozen.tx_counts.last().unwrap_or(&first_tx),
-        };
-        batch.put(META, STATE_KEY, state.encode());
-        let ops = batch.len();
-        let bytes = batch.payload_bytes() as u64;
-        let built = started.elapsed();
-        let mut guard = chain.view.write();
-        store.write(batch, durability)?;
-        tracing::info!(
-            height = tip_height,
-            blocks,
-            ops,
-            build_ms = built.as_millis() as u64,
-            write_ms = (started.elapsed() - built).as_millis() as u64,
-            synced = matches!(durability, Durability::Sync),
-            "flush"
-        );
-        let view = Arc::make_mut(&mut guard);
-        view.hashes.extend_from_slice(&frozen.hashes);
-        view.tx_counts.extend_from_slice(&frozen.tx_counts);
-        view.tip_header = tip_header;
-        drop(guard);
-        if let Some(observer) = &on_flush {
-            observer(FlushReport {
-                blocks,
-                ops,
-                bytes,
-                elapsed: started.elapsed(),
-            });
-        }
-        Ok(FlushDone {
-            state,
-            lowest_undo,
-            blocks,
-        })
     }
 }
 
