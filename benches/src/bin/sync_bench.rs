@@ -1,7 +1,12 @@
 //! The initial-sync benchmark: builds a simulated chain of at least `--txs` transactions in
 //! the chosen profile, then either only fetches and parses it (`--fetch-only`: the limit of what
 //! the daemon side can deliver) or syncs it into a fresh index with `--engine`. Prints one JSON
-//! line: blocks, transactions, seconds, rates, peak RSS and bytes on disk.
+//! line: blocks, transactions, seconds, rates, peak RSS, bytes on disk and the flushes' time.
+//!
+//! `--compute-only` measures the indexer without its storage engine: the writer's budget holds
+//! the whole chain, so nothing is written or read back until the one flush at the end, whose
+//! time is left out. What remains is fetching, parsing, hashing scripts and building the rows:
+//! the ceiling of any engine on this machine.
 //!
 //! One engine per process, so that peak RSS belongs to one run; `scripts/sync-bench` runs them
 //! all and prints the table of docs/performance.md.
@@ -42,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         .arg(Arg::new("cache-mb").long("cache-mb").default_value("1200"))
         .arg(Arg::new("dir").long("dir").help("where the database goes (default: a temporary directory)"))
         .arg(Arg::new("fetch-only").long("fetch-only").action(ArgAction::SetTrue))
+        .arg(Arg::new("compute-only").long("compute-only").action(ArgAction::SetTrue).help("sync with a budget that holds the whole chain and leave the one final flush out of the time"))
         .arg(Arg::new("http").long("http").action(ArgAction::SetTrue).help("talk to the simulator over its HTTP JSON-RPC/REST listener, as to a node, instead of in process"))
         .get_matches();
     let txs: u64 = matches.get_one::<String>("txs").expect("default").parse()?;
@@ -49,10 +55,15 @@ fn main() -> anyhow::Result<()> {
         .get_one::<String>("seed")
         .expect("default")
         .parse()?;
-    let cache_mb: u64 = matches
-        .get_one::<String>("cache-mb")
-        .expect("default")
-        .parse()?;
+    let compute_only = matches.get_flag("compute-only");
+    let cache_mb: u64 = if compute_only {
+        1 << 20
+    } else {
+        matches
+            .get_one::<String>("cache-mb")
+            .expect("default")
+            .parse()?
+    };
     let profile_name = matches.get_one::<String>("profile").expect("default");
     let profile = Profile::by_name(profile_name).context("unknown profile")?;
     let fetch_only = matches.get_flag("fetch-only");
@@ -102,6 +113,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| temp.path().join("db"));
     let started = Instant::now();
     let mut disk_bytes = 0;
+    // (flushes, seconds of all of them, seconds of the last)
+    let flushes = Arc::new(std::sync::Mutex::new((0u32, 0f64, 0f64)));
     if fetch_only {
         runtime.block_on(async {
             let mut rx = BlockFetcher::spawn(
@@ -141,13 +154,29 @@ fn main() -> anyhow::Result<()> {
                 ..SyncOptions::default()
             },
         );
+        let observed = Arc::clone(&flushes);
+        indexer.set_flush_observer(Arc::new(move |report| {
+            let mut flushes = observed.lock().unwrap_or_else(|p| p.into_inner());
+            let seconds = report.elapsed.as_secs_f64();
+            *flushes = (flushes.0 + 1, flushes.1 + seconds, seconds);
+        }));
         runtime.block_on(indexer.catch_up(&mut Progress::new(false)))?;
         store.sync()?;
         disk_bytes = store.stats()?.disk_bytes;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let (flush_count, flush_seconds, final_flush_seconds) =
+        *flushes.lock().unwrap_or_else(|p| p.into_inner());
+    let mut seconds = started.elapsed().as_secs_f64();
+    if compute_only {
+        seconds -= final_flush_seconds;
+    }
+    let mode = match (fetch_only, compute_only) {
+        (true, _) => "fetch+parse",
+        (false, true) => "compute-only",
+        (false, false) => "sync",
+    };
     let line = json!({
-        "mode": if fetch_only { "fetch+parse" } else { "sync" },
+        "mode": mode,
         "engine": engine,
         "daemon": if over_http { "http" } else { "in-process" },
         "profile": profile_name,
@@ -161,6 +190,8 @@ fn main() -> anyhow::Result<()> {
         "baseline_rss_mb": baseline_rss >> 20,
         "peak_rss_mb": proc_status_bytes("VmHWM:") >> 20,
         "disk_mb": disk_bytes >> 20,
+        "flushes": flush_count,
+        "flush_seconds": flush_seconds,
     });
     println!("{line}");
     Ok(())
