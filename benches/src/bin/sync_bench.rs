@@ -8,6 +8,10 @@
 //! time is left out. What remains is fetching, parsing, hashing scripts and building the rows:
 //! the ceiling of any engine on this machine.
 //!
+//! `--daemon URL` measures against a node instead (`--coin`, `--net`; default Bitcoin regtest):
+//! the node's whole chain, from genesis, so that an operator can see whether their node or the
+//! indexer is the slower side.
+//!
 //! One engine per process, so that peak RSS belongs to one run; `scripts/sync-bench` runs them
 //! all and prints the table of docs/performance.md.
 
@@ -18,10 +22,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemonOptions};
-use anode::index::schema::TABLES;
+use anode::index::schema::{TABLES, TX_COUNTS};
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
 use anode::simulator::{serve, Auth, Profile, SimChain, SimDaemon, Simulator};
 use anode::store_factory::{open_store, MemoryPlan, Tuning};
+use anode_store::{Direction, KeyRange};
 use anyhow::{bail, Context};
 use clap::{Arg, ArgAction, Command};
 use serde_json::json;
@@ -48,6 +53,9 @@ fn main() -> anyhow::Result<()> {
         .arg(Arg::new("dir").long("dir").help("where the database goes (default: a temporary directory)"))
         .arg(Arg::new("fetch-only").long("fetch-only").action(ArgAction::SetTrue))
         .arg(Arg::new("compute-only").long("compute-only").action(ArgAction::SetTrue).help("sync with a budget that holds the whole chain and leave the one final flush out of the time"))
+        .arg(Arg::new("daemon").long("daemon").help("a node's RPC URL (http://user:pass@host:port) to sync from instead of the simulator"))
+        .arg(Arg::new("coin").long("coin").default_value("Bitcoin").help("the node's coin (with --daemon)"))
+        .arg(Arg::new("net").long("net").default_value("regtest").help("the node's network (with --daemon)"))
         .arg(Arg::new("http").long("http").action(ArgAction::SetTrue).help("talk to the simulator over its HTTP JSON-RPC/REST listener, as to a node, instead of in process"))
         .get_matches();
     let txs: u64 = matches.get_one::<String>("txs").expect("default").parse()?;
@@ -78,33 +86,62 @@ fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let coin = anode_coins::lookup("Bitcoin", "regtest")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let external = matches.get_one::<String>("daemon").cloned();
+    let (coin, profile_name) = match &external {
+        Some(_) => {
+            let coin_name = matches.get_one::<String>("coin").expect("default");
+            let net = matches.get_one::<String>("net").expect("default");
+            (
+                anode_coins::lookup(coin_name, net)?,
+                format!("node: {coin_name} {net}"),
+            )
+        }
+        None => (
+            anode_coins::lookup("Bitcoin", "regtest")?,
+            profile_name.clone(),
+        ),
+    };
     let built = Instant::now();
-    let mut chain = SimChain::new(Arc::clone(&coin), profile, seed)?;
-    let mut total_txs = 0u64;
-    while total_txs < txs {
-        chain.mine(10, true)?;
-        total_txs = (1..=chain.height())
-            .map(|h| chain.block(h).map_or(0, |b| b.txids.len() as u64))
-            .sum();
-    }
-    let blocks = chain.height() + 1;
+    let over_http = external.is_some() || matches.get_flag("http");
+    let (daemon, _server, blocks): (Arc<dyn DaemonApi>, _, u32) = match &external {
+        Some(url) => {
+            let daemon = RpcDaemon::new(RpcDaemonOptions {
+                urls: vec![url.clone()],
+                ..RpcDaemonOptions::default()
+            })?;
+            let info = runtime.block_on(daemon.chain_info())?;
+            (Arc::new(daemon), None, info.blocks + 1)
+        }
+        None => {
+            let mut chain = SimChain::new(Arc::clone(&coin), profile, seed)?;
+            let mut total_txs = 0u64;
+            while total_txs < txs {
+                chain.mine(10, true)?;
+                total_txs = (1..=chain.height())
+                    .map(|h| chain.block(h).map_or(0, |b| b.txids.len() as u64))
+                    .sum();
+            }
+            let blocks = chain.height() + 1;
+            let sim = Simulator::new(chain);
+            if over_http {
+                let server = runtime.block_on(serve(
+                    sim,
+                    "127.0.0.1:0".parse()?,
+                    Auth { user_pass: None },
+                ))?;
+                let daemon = RpcDaemon::new(RpcDaemonOptions {
+                    urls: vec![format!("http://{}", server.addr)],
+                    ..RpcDaemonOptions::default()
+                })?;
+                (Arc::new(daemon), Some(server), blocks)
+            } else {
+                (Arc::new(SimDaemon::new(sim)), None, blocks)
+            }
+        }
+    };
     let chain_seconds = built.elapsed().as_secs_f64();
     let baseline_rss = proc_status_bytes("VmRSS:");
-    let sim = Simulator::new(chain);
-    let runtime = tokio::runtime::Runtime::new()?;
-    let over_http = matches.get_flag("http");
-    let (daemon, _server): (Arc<dyn DaemonApi>, _) = if over_http {
-        let server =
-            runtime.block_on(serve(sim, "127.0.0.1:0".parse()?, Auth { user_pass: None }))?;
-        let daemon = RpcDaemon::new(RpcDaemonOptions {
-            urls: vec![format!("http://{}", server.addr)],
-            ..RpcDaemonOptions::default()
-        })?;
-        (Arc::new(daemon), Some(server))
-    } else {
-        (Arc::new(SimDaemon::new(sim)), None)
-    };
 
     let temp = tempfile::tempdir()?;
     let dir = matches
@@ -113,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| temp.path().join("db"));
     let started = Instant::now();
     let mut disk_bytes = 0;
+    let mut total_txs = 0u64;
     // (flushes, seconds of all of them, seconds of the last)
     let flushes = Arc::new(std::sync::Mutex::new((0u32, 0f64, 0f64)));
     if fetch_only {
@@ -125,7 +163,12 @@ fn main() -> anyhow::Result<()> {
                 FetcherOptions::default(),
             );
             while let Some(block) = rx.recv().await {
-                block?;
+                let block = block?;
+                // Count what the index counts: the genesis coinbase only where the coin
+                // indexes it.
+                if block.height > 0 || coin.index_genesis_outputs() {
+                    total_txs += block.parsed.txs.len() as u64;
+                }
             }
             anyhow::Ok(())
         })?;
@@ -163,6 +206,18 @@ fn main() -> anyhow::Result<()> {
         runtime.block_on(indexer.catch_up(&mut Progress::new(false)))?;
         store.sync()?;
         disk_bytes = store.stats()?.disk_bytes;
+        // The index's own count of the transactions it holds.
+        let last_count = store
+            .scan(TX_COUNTS, KeyRange::all(), Direction::Reverse)?
+            .next()
+            .transpose()?;
+        total_txs = last_count
+            .and_then(|(_, value)| {
+                let mut be = [0u8; 8];
+                be[8usize.checked_sub(value.len())?..].copy_from_slice(&value);
+                Some(u64::from_be_bytes(be))
+            })
+            .context("the index holds no tx count")?;
     }
     let (flush_count, flush_seconds, final_flush_seconds) =
         *flushes.lock().unwrap_or_else(|p| p.into_inner());
