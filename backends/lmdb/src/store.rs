@@ -11,7 +11,7 @@ use anode_store::{
     WriteBatch,
 };
 use heed::types::Bytes;
-use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, WithoutTls};
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, PutFlags, WithoutTls};
 
 use crate::snapshot::LmdbSnapshot;
 use crate::{LmdbOptions, ENGINE};
@@ -131,10 +131,13 @@ impl LmdbStore {
     }
 
     pub(crate) fn db(&self, table: &str) -> Result<Db> {
+        self.table_index(table).map(|i| self.dbs[i])
+    }
+
+    fn table_index(&self, table: &str) -> Result<usize> {
         self.tables
             .iter()
             .position(|t| t.name == table)
-            .map(|i| self.dbs[i])
             .ok_or_else(|| Error::UnknownTable(table.to_string()))
     }
 
@@ -215,10 +218,33 @@ impl LmdbStore {
         }
         let _gate = self.enter();
         let mut wtxn = self.env.write_txn()?;
+        // Per table, a key at or above the table's last one in this transaction (`None`: not
+        // looked up yet). A put above it goes in with MDB_APPEND: no descent from the root,
+        // and full pages instead of half-full ones after a split. The bound only ever stays
+        // high after deletes, which sends a put down the ordinary path, never a wrong one.
+        let mut upper: Vec<Option<Option<Vec<u8>>>> = vec![None; self.dbs.len()];
         for op in batch.ops() {
-            let db = self.db(op.table()).map_err(Attempt::Failed)?;
+            let index = self.table_index(op.table()).map_err(Attempt::Failed)?;
+            let db = self.dbs[index];
             match op {
-                Op::Put { key, value, .. } => db.put(&mut wtxn, key, value)?,
+                Op::Put { key, value, .. } => {
+                    let bound = match &mut upper[index] {
+                        Some(bound) => bound,
+                        slot => slot.insert(db.last(&wtxn)?.map(|(last, _)| last.to_vec())),
+                    };
+                    if bound.as_deref().is_none_or(|last| key > last) {
+                        db.put_with_flags(&mut wtxn, PutFlags::APPEND, key, value)?;
+                        match bound {
+                            Some(last) => {
+                                last.clear();
+                                last.extend_from_slice(key);
+                            }
+                            None => *bound = Some(key.to_vec()),
+                        }
+                    } else {
+                        db.put(&mut wtxn, key, value)?;
+                    }
+                }
                 Op::Delete { key, .. } => {
                     db.delete(&mut wtxn, key)?;
                 }
