@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anode::daemon::{BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemonOptions};
+use anode::daemon::{
+    hide_credentials, BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemonOptions,
+};
 use anode::index::schema::{TABLES, TX_COUNTS};
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
 use anode::simulator::{serve, Auth, Profile, SimChain, SimDaemon, Simulator};
@@ -54,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         .arg(Arg::new("fetch-only").long("fetch-only").action(ArgAction::SetTrue))
         .arg(Arg::new("compute-only").long("compute-only").action(ArgAction::SetTrue).help("sync with a budget that holds the whole chain and leave the one final flush out of the time"))
         .arg(Arg::new("daemon").long("daemon").help("a node's RPC URL (http://user:pass@host:port) to sync from instead of the simulator"))
+        .arg(Arg::new("patience").long("patience").default_value("30").help("seconds to keep retrying a node that does not answer (with --daemon)"))
         .arg(Arg::new("coin").long("coin").default_value("Bitcoin").help("the node's coin (with --daemon)"))
         .arg(Arg::new("net").long("net").default_value("regtest").help("the node's network (with --daemon)"))
         .arg(Arg::new("http").long("http").action(ArgAction::SetTrue).help("talk to the simulator over its HTTP JSON-RPC/REST listener, as to a node, instead of in process"))
@@ -106,11 +109,24 @@ fn main() -> anyhow::Result<()> {
     let over_http = external.is_some() || matches.get_flag("http");
     let (daemon, _server, blocks): (Arc<dyn DaemonApi>, _, u32) = match &external {
         Some(url) => {
+            let patience: u64 = matches
+                .get_one::<String>("patience")
+                .expect("default")
+                .parse()
+                .context("--patience takes whole seconds")?;
+            // A benchmark should stop with the node's error rather than wait for ever, as the
+            // server does for a node that restarts.
             let daemon = RpcDaemon::new(RpcDaemonOptions {
                 urls: vec![url.clone()],
+                retry: anode::daemon::RetryPolicy {
+                    give_up_after: Some(std::time::Duration::from_secs(patience)),
+                    ..anode::daemon::RetryPolicy::default()
+                },
                 ..RpcDaemonOptions::default()
             })?;
-            let info = runtime.block_on(daemon.chain_info())?;
+            let info = runtime.block_on(daemon.chain_info()).with_context(|| {
+                format!("asking the node at {} for its chain", hide_credentials(url))
+            })?;
             (Arc::new(daemon), None, info.blocks + 1)
         }
         None => {
