@@ -116,6 +116,12 @@ impl Stack {
             height = ?writer.tip().map(|t| t.0),
             "index opened"
         );
+        // The node's block announcements, when it publishes them: a new block then reaches
+        // wallets at once instead of at the next poll.
+        let block_notifications = config.zmq_block_url.clone().map(|url| {
+            info!(url = %url, "subscribing to the node's ZMQ hashblock notifications");
+            crate::daemon::BlockNotifications::spawn(url)
+        });
         let indexer = Arc::new(Indexer::new(
             writer,
             Arc::clone(&daemon),
@@ -125,6 +131,9 @@ impl Stack {
                 tip_poll: Duration::from_millis(config.poll_interval_blocks_ms.max(10)),
                 mempool_poll: Duration::from_millis(config.poll_interval_mempool_ms.max(10)),
                 progress_bar,
+                new_block: block_notifications
+                    .as_ref()
+                    .map(crate::daemon::BlockNotifications::notify),
                 fetcher: FetcherOptions {
                     budget_bytes: (memory.fetch_mb as usize) << 20,
                     ..FetcherOptions::default()
@@ -140,7 +149,14 @@ impl Stack {
                 metrics.flush_finished(report.elapsed, report.bytes)
             }));
         }
-        let index_task = tokio::spawn(Arc::clone(&indexer).run(shutdown_rx.clone()));
+        let index_task = tokio::spawn({
+            let run = Arc::clone(&indexer).run(shutdown_rx.clone());
+            async move {
+                // The subscription lives as long as the sync loop.
+                let _block_notifications = block_notifications;
+                run.await
+            }
+        });
         let metrics_server = crate::metrics::serve_configured(&config, Arc::clone(&metrics))
             .await
             .context("starting the metrics endpoint")?;

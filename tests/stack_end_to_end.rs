@@ -388,3 +388,52 @@ async fn the_admin_daemon_url_command_moves_the_server_to_another_node() {
     assert!(refused.is_err(), "{refused:?}");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zmq_hashblock_notification_brings_a_block_before_the_next_poll() {
+    use zeromq::{Socket, SocketSend};
+    let sim = simulator(5, 10);
+    let mut node_zmq = zeromq::PubSocket::new();
+    let endpoint = node_zmq
+        .bind("tcp://127.0.0.1:0")
+        .await
+        .expect("bind the publisher")
+        .to_string();
+    // Polls ten minutes apart: only the notification can bring the block within the test.
+    let (stack, _addr, _dir) = start_stack(
+        &sim,
+        &[
+            ("poll_interval_blocks_ms", "600000"),
+            ("poll_interval_mempool_ms", "600000"),
+            ("zmq_block_url", &endpoint),
+        ],
+    )
+    .await;
+    let height = sim.with_chain(|c| c.height());
+    assert_eq!(stack.indexer.tip().map(|t| t.0), Some(height));
+    sim.mine(1).expect("mine");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        stack.indexer.tip().map(|t| t.0),
+        Some(height),
+        "the block arrived without a notification: the test would prove nothing"
+    );
+    // Announced again and again: a subscriber that connects late misses earlier messages.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stack.indexer.tip().map(|t| t.0) != Some(height + 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the announced block was not indexed"
+        );
+        node_zmq
+            .send("hashblock".into())
+            .await
+            .expect("publish hashblock");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stack.indexer.tip().map(|t| t.1),
+        Some(sim.with_chain(|c| c.tip().hash))
+    );
+    stack.shutdown().await;
+}

@@ -52,7 +52,7 @@ options! {
     "daemon_p2p_addr", ["DAEMON_P2P_ADDR", "ANODE_DAEMON_P2P_ADDR"], "daemon-p2p-addr", None,
         "host:port of the node's P2P port for block_source = p2p. Default: the first daemon URL's host and the network's P2P port.";
     "zmq_block_url", ["ZMQ_BLOCK_URL"], "zmq-block-url", None,
-        "ZMQ hashblock endpoint of the node (zmqpubhashblock). Accepted but not used yet: the indexer polls the node (poll_interval_blocks_ms).";
+        "ZMQ hashblock endpoint of the node (zmqpubhashblock, e.g. tcp://127.0.0.1:28332): each announced block is fetched at once instead of at the next poll; polling (poll_interval_blocks_ms) stays on and remains the source of truth.";
     "poll_interval_blocks_ms", ["DAEMON_POLL_INTERVAL_BLOCKS"], "poll-interval-blocks-ms", Some("5000"),
         "Milliseconds between polls of the node for a new tip.";
     "poll_interval_mempool_ms", ["DAEMON_POLL_INTERVAL_MEMPOOL"], "poll-interval-mempool-ms", Some("5000"),

@@ -17,7 +17,7 @@ pub use error::DaemonError;
 pub use fetcher::{BlockFetcher, FetchedBlock, FetcherOptions};
 pub use p2p::{P2pBlockSource, P2pDaemon, P2pError, P2pOptions};
 pub use rpc::{hide_credentials, with_default_port, RetryPolicy, RpcDaemon, RpcDaemonOptions};
-pub use tips::{ChainTip, TipWatcher};
+pub use tips::{BlockNotifications, ChainTip, TipWatcher};
 pub use types::{ChainInfo, FeeEstimate, Hash32, MempoolEntry, MempoolInfo};
 
 use async_trait::async_trait;

@@ -32,11 +32,13 @@ impl TipWatcher {
         zmq_url: Option<String>,
     ) -> watch::Receiver<Option<ChainTip>> {
         let (tx, rx) = watch::channel(None);
-        let wake = Arc::new(Notify::new());
-        if let Some(url) = zmq_url {
-            tokio::spawn(listen_zmq(url, Arc::clone(&wake), tx.clone()));
-        }
+        let zmq = zmq_url.map(BlockNotifications::spawn);
+        let wake = zmq
+            .as_ref()
+            .map_or_else(|| Arc::new(Notify::new()), BlockNotifications::notify);
         tokio::spawn(async move {
+            // Owned by the poller: the subscription ends with it.
+            let _zmq = zmq;
             loop {
                 match daemon.chain_info().await {
                     Ok(info) => match hash_from_hex(&info.bestblockhash) {
@@ -68,7 +70,36 @@ impl TipWatcher {
     }
 }
 
-async fn listen_zmq(url: String, wake: Arc<Notify>, tx: watch::Sender<Option<ChainTip>>) {
+/// A subscription to the node's ZMQ `hashblock` notifications (`zmqpubhashblock`): each one
+/// wakes whoever waits on [`Self::notify`]. One wake-up is kept while nobody waits, so a block
+/// announced while the waiter is busy is not missed. The subscription reconnects by itself and
+/// ends when this is dropped.
+pub struct BlockNotifications {
+    notify: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlockNotifications {
+    /// Subscribes to `url` (`tcp://host:port`) on the current tokio runtime.
+    pub fn spawn(url: String) -> Self {
+        let notify = Arc::new(Notify::new());
+        let task = tokio::spawn(listen_zmq(url, Arc::clone(&notify)));
+        BlockNotifications { notify, task }
+    }
+
+    /// What each notification wakes.
+    pub fn notify(&self) -> Arc<Notify> {
+        Arc::clone(&self.notify)
+    }
+}
+
+impl Drop for BlockNotifications {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn listen_zmq(url: String, wake: Arc<Notify>) {
     use zeromq::{Socket, SocketRecv};
     loop {
         let mut socket = zeromq::SubSocket::new();
@@ -79,25 +110,22 @@ async fn listen_zmq(url: String, wake: Arc<Notify>, tx: watch::Sender<Option<Cha
         .await;
         match connected {
             Ok(()) => loop {
-                tokio::select! {
-                    message = socket.recv() => match message {
-                        Ok(_) => wake.notify_one(),
-                        Err(e) => {
-                            warn!(url = %url, error = %e, "ZMQ hashblock subscription failed; reconnecting");
-                            break;
-                        }
-                    },
-                    _ = tx.closed() => return,
+                match socket.recv().await {
+                    Ok(_) => {
+                        debug!("ZMQ hashblock notification");
+                        wake.notify_one();
+                    }
+                    Err(e) => {
+                        warn!(url = %url, error = %e, "ZMQ hashblock subscription failed; reconnecting");
+                        break;
+                    }
                 }
             },
             Err(e) => {
                 warn!(url = %url, error = %e, "cannot subscribe to ZMQ hashblock; polling only until it comes back")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = tx.closed() => return,
-        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 

@@ -8,7 +8,7 @@ use anode_coins::Coin;
 use anode_store::{Durability, Store};
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::mempool::{Mempool, MempoolError};
 use super::progress::Progress;
@@ -41,6 +41,9 @@ pub struct SyncOptions {
     pub mempool_poll: Duration,
     /// whether to show a progress bar (a terminal) besides the log lines
     pub progress_bar: bool,
+    /// woken when the node announces a block (ZMQ `hashblock`): the tip is then asked at once
+    /// instead of at the next poll, which stays the source of truth
+    pub new_block: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for SyncOptions {
@@ -50,6 +53,7 @@ impl Default for SyncOptions {
             tip_poll: Duration::from_secs(1),
             mempool_poll: Duration::from_secs(5),
             progress_bar: false,
+            new_block: None,
         }
     }
 }
@@ -479,9 +483,16 @@ impl Indexer {
             let wait = mempool_due
                 .saturating_duration_since(Instant::now())
                 .min(self.options.tip_poll);
+            let announced = async {
+                match &self.options.new_block {
+                    Some(notify) => notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
+                _ = announced => debug!("the node announced a block"),
             }
             if *shutdown.borrow() {
                 let writer = Arc::clone(&self.writer);
