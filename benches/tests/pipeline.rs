@@ -4,7 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use anode_benches::run::{self, plan::Plan, results::EngineResult, AllOptions};
+use anode_benches::run::{
+    self,
+    plan::Plan,
+    results::{EngineResult, QueryCell},
+    AllOptions,
+};
+
+/// Every query cell finished without errors, with an answer for each of its sessions.
+fn assert_every_session_answered(queries: &[QueryCell], run: &str) {
+    assert!(
+        queries
+            .iter()
+            .all(|c| c.errors == 0 && c.latency.count >= c.sessions as u64),
+        "{run}: every session answered: {queries:?}"
+    );
+}
 
 /// Checks that `text` is one `<svg>` element whose tags all nest and close.
 fn assert_well_formed_svg(path: &Path) {
@@ -111,14 +126,7 @@ fn all_runs_every_workload_and_writes_the_report() {
             methods * plan.concurrency.len(),
             "{engine}"
         );
-        assert!(
-            result
-                .queries
-                .iter()
-                .all(|c| c.errors == 0 && c.latency.count >= c.sessions as u64),
-            "{engine}: every session answered: {:?}",
-            result.queries
-        );
+        assert_every_session_answered(&result.queries, engine);
         let storm = result.storm.expect("a storm result");
         assert_eq!(storm.completed_sessions, plan.storm_sessions);
         assert_eq!(
@@ -252,14 +260,7 @@ fn peer_mode_runs_the_client_workloads_against_a_server() {
     assert!(!text.contains("## Failures"), "{text}");
     let raw = std::fs::read(out.path().join("raw-peer.json")).expect("raw");
     let result: EngineResult = serde_json::from_slice(&raw).expect("parses");
-    assert!(
-        result
-            .queries
-            .iter()
-            .all(|c| c.errors == 0 && c.latency.count >= c.sessions as u64),
-        "{:?}",
-        result.queries
-    );
+    assert_every_session_answered(&result.queries, "peer");
     let hot = result.chain.history.last().expect("history targets");
     assert_eq!((hot.wanted, hot.txs), (5_000, 5_000));
     let heavy: Vec<_> = result

@@ -564,23 +564,22 @@ impl SimChain {
     /// block size, leaving the mempool out: a block whose transactions the server has not seen
     /// (the benchmarks' tip measurement).
     pub fn mine_block_of(&mut self, fresh: u32) -> Result<Hash32, SimError> {
-        let profile_size = self.profile.txs_per_block;
-        self.profile.txs_per_block = (fresh, fresh);
-        let mined = self.mine(1, false);
-        self.profile.txs_per_block = profile_size;
-        mined?
-            .into_iter()
-            .next()
-            .ok_or(SimError::Nothing("no block mined"))
+        self.mine_one_sized(fresh, false)
     }
 
     /// Mines one block that confirms exactly the mempool and nothing else: no fresh random
     /// transactions, so none can spend the outputs of transactions a caller added with
     /// [`SimChain::accept_external`] (e.g. to build a script's history of a chosen size).
     pub fn mine_mempool(&mut self) -> Result<Hash32, SimError> {
+        self.mine_one_sized(0, true)
+    }
+
+    /// Mines one block of exactly `fresh` new transactions (plus the mempool when
+    /// `with_mempool`), whatever the profile's block size, which is restored afterwards.
+    fn mine_one_sized(&mut self, fresh: u32, with_mempool: bool) -> Result<Hash32, SimError> {
         let profile_size = self.profile.txs_per_block;
-        self.profile.txs_per_block = (0, 0);
-        let mined = self.mine(1, true);
+        self.profile.txs_per_block = (fresh, fresh);
+        let mined = self.mine(1, with_mempool);
         self.profile.txs_per_block = profile_size;
         mined?
             .into_iter()

@@ -24,6 +24,7 @@ use std::time::Instant;
 use anode::daemon::{
     hide_credentials, BlockFetcher, DaemonApi, FetcherOptions, RpcDaemon, RpcDaemonOptions,
 };
+use anode::index::keys::read_tx_num;
 use anode::index::schema::{TABLES, TX_COUNTS};
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
 use anode::simulator::{serve, Auth, Profile, SimChain, SimDaemon, Simulator};
@@ -228,11 +229,7 @@ fn main() -> anyhow::Result<()> {
             .next()
             .transpose()?;
         total_txs = last_count
-            .and_then(|(_, value)| {
-                let mut be = [0u8; 8];
-                be[8usize.checked_sub(value.len())?..].copy_from_slice(&value);
-                Some(u64::from_be_bytes(be))
-            })
+            .and_then(|(_, value)| read_tx_num(&value))
             .context("the index holds no tx count")?;
     }
     let (flush_count, flush_seconds, final_flush_seconds) =
