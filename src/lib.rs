@@ -12,7 +12,7 @@ pub mod daemon;
 pub mod demo;
 pub mod index;
 pub mod metrics;
-mod output;
+pub mod output;
 pub mod peers;
 pub mod query;
 pub mod server;

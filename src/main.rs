@@ -1,5 +1,13 @@
 //! The `anode` binary.
 
-fn main() -> anyhow::Result<()> {
-    anode::cli::main()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match anode::cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            anode::output::print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
 }

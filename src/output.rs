@@ -77,3 +77,80 @@ pub fn print_demo(
         );
     }
 }
+
+/// Prints why the binary stops, on standard error.
+#[allow(clippy::print_stderr)]
+pub fn print_error(error: &anyhow::Error) {
+    eprintln!("Error: {}", error_report(error));
+}
+
+/// An error and its causes, each said once. Many error types (ours, and the engines' and the
+/// standard library's) repeat their source's text in their own message; printing the chain
+/// as anyhow does would then show the same cause two to four times ("Address already in use"
+/// under three headings). A cause whose text the message above it already contains is left
+/// out.
+pub fn error_report(error: &anyhow::Error) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || shown.iter().any(|s| s.contains(&text)) {
+            continue;
+        }
+        shown.push(text);
+    }
+    let mut report = shown.first().cloned().unwrap_or_default();
+    match &shown[..] {
+        [] | [_] => {}
+        [_, rest @ ..] if rest.len() == 1 => {
+            report.push_str("\n\nCaused by:\n    ");
+            report.push_str(&rest[0]);
+        }
+        [_, rest @ ..] => {
+            report.push_str("\n\nCaused by:");
+            for (i, cause) in rest.iter().enumerate() {
+                report.push_str(&format!("\n    {i}: {cause}"));
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot listen on tcp://:50001 (0.0.0.0:50001): {source}")]
+    struct Listen {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let io_text = io.to_string();
+        let error = anyhow::Error::new(Listen { source: io }).context("starting the server");
+        let report = error_report(&error);
+        assert_eq!(report.matches(&io_text).count(), 1, "{report}");
+        assert_eq!(
+            report,
+            format!(
+                "starting the server\n\nCaused by:\n    cannot listen on tcp://:50001 \
+                 (0.0.0.0:50001): {io_text}"
+            )
+        );
+    }
+
+    #[test]
+    fn distinct_causes_are_all_kept_and_numbered() {
+        let error = anyhow::anyhow!("disk full")
+            .context("flushing block 5")
+            .context("indexing stopped");
+        assert_eq!(
+            error_report(&error),
+            "indexing stopped\n\nCaused by:\n    0: flushing block 5\n    1: disk full"
+        );
+        assert_eq!(error_report(&anyhow::anyhow!("alone")), "alone");
+    }
+}

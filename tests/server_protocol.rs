@@ -216,8 +216,16 @@ async fn envelope_errors_have_the_exact_codes_and_texts() {
             "4 arguments passed to method blockchain.block.header taking at most 2"
         )
     );
+    // A misspelt required name: aiorpcX reports the missing name before the unknown one.
     let (_, msg) = c
         .error("blockchain.block.header", json!({"heigth": 1}))
+        .await;
+    assert_eq!(
+        msg,
+        "method \"blockchain.block.header\" requires parameter \"height\""
+    );
+    let (_, msg) = c
+        .error("blockchain.block.header", json!({"height": 1, "heigth": 1}))
         .await;
     assert_eq!(
         msg,
@@ -1129,4 +1137,212 @@ async fn request_logging_toggles_per_session_and_for_new_sessions() {
     assert!(!state.log_new);
     let state = h.handle.set_session_logging(LoggingChange::None);
     assert_eq!(state.toggled, vec![(ids[0], false), (ids[1], false)]);
+}
+
+/// Raw request lines, `id` from `first`, sent in one write.
+fn pipelined(first: u64, calls: &[(&str, Value)]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (i, (method, params)) in calls.iter().enumerate() {
+        let msg =
+            json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": params});
+        bytes.extend_from_slice(msg.to_string().as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// Reads `n` answers, in the order they arrive.
+async fn answers(c: &mut Client, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let v = c.recv().await;
+        if v.get("method").is_some() {
+            c.notifications.push_back(v);
+        } else {
+            out.push(v);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_state_changes_take_effect_in_the_order_sent() {
+    // ElectrumX answers `true` to the unsubscribe of a pipelined subscribe+unsubscribe every
+    // time; anode once answered `false` and kept the subscription (20 times out of 20).
+    let h = start(20).await;
+    let (script, _) = popular_scripts(&h)[0].clone();
+    let display = scripthash_of(&script);
+    for (version, method_family, param) in [
+        ("1.7", "blockchain.scriptpubkey", hex::encode(&script)),
+        ("1.4.2", "blockchain.scripthash", display.clone()),
+    ] {
+        let subscribe = format!("{method_family}.subscribe");
+        let unsubscribe = format!("{method_family}.unsubscribe");
+        let mut c = h.client_v(version).await;
+        for round in 0..20u64 {
+            let first = 100 + round * 10;
+            c.send_raw(&pipelined(
+                first,
+                &[
+                    (subscribe.as_str(), json!([param])),
+                    (unsubscribe.as_str(), json!([param])),
+                ],
+            ))
+            .await;
+            let got = answers(&mut c, 2).await;
+            assert_eq!(
+                got[0]["id"],
+                json!(first),
+                "{version}: answers in order: {got:?}"
+            );
+            assert!(got[0]["result"].is_string(), "{version}: {got:?}");
+            assert_eq!(
+                got[1]["result"],
+                json!(true),
+                "{version} round {round}: {got:?}"
+            );
+            assert_eq!(
+                c.result(&unsubscribe, json!([param])).await,
+                json!(false),
+                "{version} round {round}: the subscription outlived its unsubscribe"
+            );
+        }
+        // Subscribe twice, then unsubscribe, in one write.
+        c.send_raw(&pipelined(
+            900,
+            &[
+                (subscribe.as_str(), json!([param])),
+                (subscribe.as_str(), json!([param])),
+                (unsubscribe.as_str(), json!([param])),
+            ],
+        ))
+        .await;
+        let got = answers(&mut c, 3).await;
+        assert_eq!(got[0]["result"], got[1]["result"], "{got:?}");
+        assert_eq!(got[2]["result"], json!(true), "{got:?}");
+        assert_eq!(c.result(&unsubscribe, json!([param])).await, json!(false));
+    }
+
+    // Outpoints (1.7): subscribe then unsubscribe.
+    let (txid, vout) = h.sim.with_chain(|c| {
+        let txid = c.block(3).unwrap().txids[0];
+        (txid, 0u32)
+    });
+    let mut c = h.client_v("1.7").await;
+    let param = json!([hx(&txid), vout]);
+    c.send_raw(&pipelined(
+        1,
+        &[
+            (
+                "blockchain.outpoint.subscribe",
+                json!([hx(&txid), vout, ""]),
+            ),
+            ("blockchain.outpoint.unsubscribe", param.clone()),
+        ],
+    ))
+    .await;
+    let got = answers(&mut c, 2).await;
+    assert!(got[0]["result"].is_object(), "{got:?}");
+    assert_eq!(got[1]["result"], json!(true), "{got:?}");
+    assert_eq!(
+        c.result("blockchain.outpoint.unsubscribe", param).await,
+        json!(false)
+    );
+
+    // server.version pipelined with a subscription: the subscription is the session's.
+    let mut c = h.client().await;
+    c.send_raw(&pipelined(
+        1,
+        &[
+            ("server.version", json!(["x", "1.7"])),
+            (
+                "blockchain.scriptpubkey.subscribe",
+                json!([hex::encode(&script)]),
+            ),
+            (
+                "blockchain.scriptpubkey.unsubscribe",
+                json!([hex::encode(&script)]),
+            ),
+        ],
+    ))
+    .await;
+    let got = answers(&mut c, 3).await;
+    assert_eq!(got[0]["result"][1], json!("1.7"), "{got:?}");
+    assert!(got[1]["result"].is_string(), "{got:?}");
+    assert_eq!(got[2]["result"], json!(true), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_leave_in_the_order_requests_arrived() {
+    // Decided in docs/protocol-divergences.md: a client reading line by line pairs answers
+    // with its requests without looking at ids.
+    let h = start(20).await;
+    let (script, _) = popular_scripts(&h)[0].clone();
+    let display = scripthash_of(&script);
+    let mut c = h.client_v("1.6").await;
+    for round in 0..10u64 {
+        let calls: Vec<(&str, Value)> = (0..30)
+            .map(|i| match i % 5 {
+                0 => ("blockchain.scripthash.get_history", json!([display])),
+                1 => ("server.ping", json!([])),
+                2 => ("blockchain.headers.subscribe", json!([])),
+                3 => ("blockchain.scripthash.get_balance", json!([display])),
+                _ => ("blockchain.block.header", json!([i])),
+            })
+            .collect();
+        let first = 1_000 * (round + 1);
+        c.send_raw(&pipelined(first, &calls)).await;
+        let got = answers(&mut c, calls.len()).await;
+        let ids: Vec<u64> = got.iter().map(|v| v["id"].as_u64().unwrap()).collect();
+        let expected: Vec<u64> = (first..first + calls.len() as u64).collect();
+        assert_eq!(ids, expected);
+    }
+}
+
+#[tokio::test]
+async fn electrumx_wire_details() {
+    let mut config = test_config();
+    // Each error costs 100 (bad JSON 1,100): keep the session clear of throttling.
+    config.limits.cost_soft_limit = 1e9;
+    config.limits.cost_hard_limit = 1e10;
+    let h = start_with(chain(5, 7), config).await;
+    let mut c = h.client_v("1.4").await;
+
+    // An empty line is a message that is not JSON (aiorpcX: json.loads(b'') fails).
+    c.send_raw(b"\n").await;
+    assert_eq!(
+        c.recv_line().await,
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"invalid JSON\"},\"id\":null}\n"
+    );
+
+    // A wrong name for a required parameter names the missing one, as aiorpcX does.
+    c.send(r#"{"jsonrpc":"2.0","id":5,"method":"blockchain.block.header","params":{"h":1}}"#)
+        .await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","error":{"code":-32602,
+            "message":"method \"blockchain.block.header\" requires parameter \"height\""},"id":5})
+    );
+
+    // The genesis coinbase: the node's own error, relayed in its words.
+    let genesis_coinbase = h.sim.with_chain(|c| c.block(0).unwrap().txids[0]);
+    let (code, message) = c
+        .error("blockchain.transaction.get", json!([hx(&genesis_coinbase)]))
+        .await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        message,
+        "daemon error: DaemonError({'code': -5, 'message': 'The genesis block coinbase is not \
+         considered an ordinary transaction and cannot be retrieved'})"
+    );
+    // A transaction nobody has: the node's -5 text, as the node words it.
+    let (code, message) = c
+        .error("blockchain.transaction.get", json!([hx(&[0x42; 32])]))
+        .await;
+    assert_eq!(code, 2);
+    assert!(
+        message.contains("'code': -5")
+            && message.contains("No such mempool or blockchain transaction"),
+        "{message}"
+    );
 }

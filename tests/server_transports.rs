@@ -227,6 +227,12 @@ async fn tcp_output_is_padded_when_enabled() {
     assert!(line.ends_with(" ]\n") || line.ends_with(" }\n"), "{line:?}");
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["result"][1], "1.7");
+    // The warm-up budget counts payload bytes, not the padded 1024 on the wire (ElectrumX's
+    // send_size): two answers of ~560 bytes still go out at once and spend it.
+    for _ in 0..2 {
+        let headers = c.result("blockchain.block.headers", json!([0, 3])).await;
+        assert_eq!(headers["count"], json!(3));
+    }
     // Past the warm-up budget a small reply waits for the one-second timer.
     let started = std::time::Instant::now();
     let r = c.call("server.ping", json!([])).await;

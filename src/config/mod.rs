@@ -379,9 +379,21 @@ impl Config {
             (None, _) => None,
         };
         let cost_soft_limit: f64 = raw.required("cost_soft_limit")?;
-        let cost_hard_limit: f64 = raw.required("cost_hard_limit")?;
-        if cost_hard_limit <= cost_soft_limit {
-            return Err(raw.invalid("cost_hard_limit", "must be greater than cost_soft_limit"));
+        let mut cost_hard_limit: f64 = raw.required("cost_hard_limit")?;
+        // ElectrumX's rules (env.py): a hard limit below the soft one is refused; equal limits
+        // above zero get the hard one raised by 1; both zero turn throttling off.
+        if cost_hard_limit < cost_soft_limit {
+            return Err(raw.invalid(
+                "cost_hard_limit",
+                format!("must be >= cost_soft_limit ({cost_soft_limit})"),
+            ));
+        }
+        if cost_hard_limit == cost_soft_limit && cost_soft_limit > 0.0 {
+            tracing::info!(
+                cost_soft_limit,
+                "cost_hard_limit equals cost_soft_limit: raising cost_hard_limit by 1, as ElectrumX does"
+            );
+            cost_hard_limit = cost_soft_limit + 1.0;
         }
         let coin: String = raw.required("coin")?;
         let network: String = raw.required("network")?;

@@ -147,3 +147,23 @@ fn size_limits_default_as_electrumx_with_the_coins_send_limit() {
         Config::from_raw(&RawConfig::defaults().with_env(env(&[("MAX_SEND", "400000")]))).unwrap();
     assert_eq!(set.limits.max_send, 400_000);
 }
+
+#[test]
+fn cost_limits_follow_electrumx_rules() {
+    let limits = |soft: &str, hard: &str| {
+        let raw = RawConfig::defaults()
+            .with_env(env(&[("COST_SOFT_LIMIT", soft), ("COST_HARD_LIMIT", hard)]));
+        Config::from_raw(&raw).map(|c| (c.limits.cost_soft_limit, c.limits.cost_hard_limit))
+    };
+    // Both zero: accepted, and throttling is off (server/cost.rs).
+    assert_eq!(limits("0", "0").unwrap(), (0.0, 0.0));
+    // Equal above zero: the hard limit is raised by 1, as ElectrumX's env.py does.
+    assert_eq!(limits("500", "500").unwrap(), (500.0, 501.0));
+    assert_eq!(limits("1000", "10000").unwrap(), (1000.0, 10000.0));
+    // Below the soft limit: refused, saying so.
+    let err = limits("2000", "1000").unwrap_err().to_string();
+    assert!(
+        err.contains("cost_hard_limit") && err.contains(">= cost_soft_limit"),
+        "{err}"
+    );
+}

@@ -79,6 +79,9 @@ pub trait DaemonApi: Send + Sync {
     async fn block(&self, hash: &Hash32) -> Result<Vec<u8>>;
     /// `getrawtransaction TXID 0` for several transactions; `None` where the node has none.
     async fn raw_transactions(&self, txids: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// `getrawtransaction TXID 0` for one transaction, with the node's own error when it has
+    /// none (for `blockchain.transaction.get`, which relays that error to the client).
+    async fn raw_transaction(&self, txid: &Hash32) -> Result<Vec<u8>>;
     /// `getrawtransaction TXID 1`, as the node answers it (for `blockchain.transaction.get` verbose).
     async fn raw_transaction_verbose(&self, txid: &Hash32) -> Result<serde_json::Value>;
     /// `getrawmempool`.

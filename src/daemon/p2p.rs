@@ -914,6 +914,9 @@ impl DaemonApi for P2pDaemon {
     async fn raw_transactions(&self, txids: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>> {
         self.inner.raw_transactions(txids).await
     }
+    async fn raw_transaction(&self, txid: &Hash32) -> Result<Vec<u8>> {
+        self.inner.raw_transaction(txid).await
+    }
     async fn raw_transaction_verbose(&self, txid: &Hash32) -> Result<serde_json::Value> {
         self.inner.raw_transaction_verbose(txid).await
     }

@@ -707,6 +707,13 @@ impl DaemonApi for RpcDaemon {
             .collect()
     }
 
+    async fn raw_transaction(&self, txid: &Hash32) -> Result<Vec<u8>> {
+        let value = self
+            .call("getrawtransaction", json!([hash_to_hex(txid), 0]))
+            .await?;
+        hex_bytes("getrawtransaction", &value)
+    }
+
     async fn raw_transaction_verbose(&self, txid: &Hash32) -> Result<Value> {
         self.call("getrawtransaction", json!([hash_to_hex(txid), 1]))
             .await

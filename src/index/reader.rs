@@ -39,10 +39,26 @@ struct CachedHistory {
     entries: Arc<Vec<HistoryEntry>>,
 }
 
-/// Long confirmed histories by hashX, least recently used out first, bounded in entries.
+/// Scripts whose confirmed history was found over a limit, remembered so that asking again
+/// is refused without reading the rows again: a client must not make the server scan ~80,000
+/// rows per request of a history it will refuse anyway.
+const TOO_LARGE_VERDICTS: usize = 4096;
+
+/// "At least `rows` confirmed entries as of this block": true for as long as the block is in
+/// the chain, since later blocks only add rows.
+#[derive(Clone, Copy)]
+struct TooLarge {
+    height: u32,
+    block_hash: Hash32,
+    rows: usize,
+}
+
+/// Long confirmed histories by hashX, least recently used out first, bounded in entries; and
+/// the verdicts on histories too long to serve.
 struct HistoryCache {
     lru: LruCache<HashX, CachedHistory>,
     entries: usize,
+    too_large: LruCache<HashX, TooLarge>,
 }
 
 impl HistoryCache {
@@ -50,7 +66,40 @@ impl HistoryCache {
         HistoryCache {
             lru: LruCache::unbounded(),
             entries: 0,
+            too_large: LruCache::new(
+                NonZeroUsize::new(TOO_LARGE_VERDICTS).unwrap_or(NonZeroUsize::MIN),
+            ),
         }
+    }
+
+    /// Whether `hashx` is known to have more than `limit` confirmed entries in `chain`.
+    fn known_too_large(&mut self, chain: &ChainView, hashx: &HashX, limit: usize) -> bool {
+        match self.too_large.get(hashx).copied() {
+            Some(v) if chain.hashes.get(v.height as usize) == Some(&v.block_hash) => v.rows > limit,
+            Some(_) => {
+                self.too_large.pop(hashx);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records that `hashx` has more than `limit` confirmed entries at the tip of `chain`.
+    fn record_too_large(&mut self, chain: &ChainView, hashx: HashX, limit: usize) {
+        let Some(height) = chain.height() else {
+            return;
+        };
+        let Some(block_hash) = chain.hashes.get(height as usize).copied() else {
+            return;
+        };
+        self.too_large.put(
+            hashx,
+            TooLarge {
+                height,
+                block_hash,
+                rows: limit.saturating_add(1),
+            },
+        );
     }
 
     fn get(&mut self, hashx: &HashX) -> Option<(u32, Hash32, Arc<Vec<HistoryEntry>>)> {
@@ -240,6 +289,27 @@ fn confirmed_history(
     let Some(tip) = chain.height() else {
         return Ok(Vec::new());
     };
+    if cache.lock().known_too_large(chain, hashx, limit) {
+        return Err(QueryError::HistoryTooLarge);
+    }
+    match read_confirmed_history(cache, min_len, chain, view, hashx, limit, tip) {
+        Err(QueryError::HistoryTooLarge) => {
+            cache.lock().record_too_large(chain, *hashx, limit);
+            Err(QueryError::HistoryTooLarge)
+        }
+        other => other,
+    }
+}
+
+fn read_confirmed_history(
+    cache: &Mutex<HistoryCache>,
+    min_len: usize,
+    chain: &ChainView,
+    view: &dyn ReadView,
+    hashx: &HashX,
+    limit: usize,
+    tip: u32,
+) -> QueryResult<Vec<HistoryEntry>> {
     let cached = cache.lock().get(hashx);
     let was_cached = cached.is_some();
     let valid = cached.filter(|(height, hash, _)| chain.hashes.get(*height as usize) == Some(hash));
@@ -574,5 +644,94 @@ impl ChainQuery for IndexQuery {
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<ChainEvent>> {
         self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use anode_store::{Durability, KeyRange, KvIter, MemoryStore, WriteBatch};
+
+    use super::*;
+
+    /// A view that counts the rows its scans yield.
+    struct Counting<'a> {
+        inner: &'a MemoryStore,
+        rows: Cell<usize>,
+    }
+
+    impl ReadView for Counting<'_> {
+        fn get(&self, table: &str, key: &[u8]) -> anode_store::Result<Option<Vec<u8>>> {
+            self.inner.get(table, key)
+        }
+
+        fn scan(
+            &self,
+            table: &str,
+            range: KeyRange,
+            direction: Direction,
+        ) -> anode_store::Result<KvIter<'_>> {
+            let rows = &self.rows;
+            Ok(Box::new(
+                self.inner
+                    .scan(table, range, direction)?
+                    .inspect(move |_| rows.set(rows.get() + 1)),
+            ))
+        }
+    }
+
+    fn chain_of(block: u8) -> ChainView {
+        ChainView {
+            hashes: vec![[block; 32]],
+            tx_counts: vec![1_000],
+            tip_header: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_history_over_the_limit_is_refused_within_the_limit_then_from_memory() {
+        let store = MemoryStore::new(TABLES);
+        let hashx: HashX = [7; HASHX_LEN];
+        let mut batch = WriteBatch::new();
+        for tx_num in 0..500u64 {
+            batch.put(HISTORY, history_key(&hashx, tx_num), []);
+            batch.put(TX_HASHES, tx_num_bytes(tx_num), [tx_num as u8; 32]);
+        }
+        store.write(batch, Durability::Sync).unwrap();
+        let view = Counting {
+            inner: &store,
+            rows: Cell::new(0),
+        };
+        let cache = Mutex::new(HistoryCache::new());
+        let chain = chain_of(1);
+        let limit = 40;
+
+        let first = confirmed_history(&cache, 1_000, &chain, &view, &hashx, limit);
+        assert!(matches!(first, Err(QueryError::HistoryTooLarge)));
+        assert!(
+            view.rows.get() <= limit + 1,
+            "read {} rows",
+            view.rows.get()
+        );
+
+        view.rows.set(0);
+        let again = confirmed_history(&cache, 1_000, &chain, &view, &hashx, limit);
+        assert!(matches!(again, Err(QueryError::HistoryTooLarge)));
+        assert_eq!(view.rows.get(), 0, "the verdict is remembered");
+
+        // A larger limit is not answered by the verdict: the history may fit in it.
+        view.rows.set(0);
+        let larger = confirmed_history(&cache, 1_000, &chain, &view, &hashx, 1_000).unwrap();
+        assert_eq!(larger.len(), 500);
+        assert!(view.rows.get() >= 500);
+
+        // Once the verdict's block has left the chain, the rows are read again.
+        let _ = confirmed_history(&cache, 1_000, &chain, &view, &hashx, limit);
+        view.rows.set(0);
+        let reorged = chain_of(2);
+        let after = confirmed_history(&cache, 1_000, &reorged, &view, &hashx, limit);
+        assert!(matches!(after, Err(QueryError::HistoryTooLarge)));
+        assert!(view.rows.get() > 0, "a stale verdict is not trusted");
     }
 }

@@ -415,7 +415,9 @@ impl Indexer {
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), SyncError> {
-        let mut progress = Progress::new(self.options.progress_bar);
+        let store = Arc::clone(&self.store);
+        let mut progress = Progress::new(self.options.progress_bar)
+            .with_db_size(move || store.stats().map_or(0, |s| s.disk_bytes));
         let started = Instant::now();
         {
             let indexer = Arc::clone(&self);

@@ -626,7 +626,13 @@ impl ChainQuery for ReferenceQuery {
     }
 
     async fn raw_transaction(&self, txid: &Hash32) -> QueryResult<Option<Vec<u8>>> {
-        Ok(self.snapshot().txs.get(txid).map(|t| t.raw.clone()))
+        // As the node: the genesis block's coinbase is not served as a transaction.
+        Ok(self
+            .snapshot()
+            .txs
+            .get(txid)
+            .filter(|t| t.height != Some(0))
+            .map(|t| t.raw.clone()))
     }
 
     async fn merkle(&self, txid: &Hash32, height: u32) -> QueryResult<Option<TxMerkle>> {

@@ -72,7 +72,15 @@ pub enum Throttle {
 
 /// Throttling for an effective cost.
 pub fn throttle(limits: &Limits, effective_cost: f64) -> Throttle {
-    let span = (limits.cost_hard_limit - limits.cost_soft_limit).max(f64::EPSILON);
+    let span = limits.cost_hard_limit - limits.cost_soft_limit;
+    if span <= 0.0 {
+        // COST_SOFT_LIMIT=0 COST_HARD_LIMIT=0: throttling off, as aiorpcX does when the
+        // hard limit is not above the soft one.
+        return Throttle::Run {
+            sleep: Duration::ZERO,
+            concurrency: limits.initial_concurrent.max(1),
+        };
+    }
     let f = ((effective_cost - limits.cost_soft_limit) / span).max(0.0);
     let concurrency = ((1.0 - f) * limits.initial_concurrent as f64).ceil();
     if concurrency <= 0.0 {
@@ -208,6 +216,25 @@ mod tests {
         );
         assert_eq!(throttle(&l, 10_000.0), Throttle::Refuse);
         assert_eq!(throttle(&l, 20_000.0), Throttle::Refuse);
+    }
+
+    #[test]
+    fn zero_limits_turn_throttling_off() {
+        // ElectrumX accepts COST_SOFT_LIMIT=0 COST_HARD_LIMIT=0: no sleep, no refusal.
+        let l = Limits {
+            cost_soft_limit: 0.0,
+            cost_hard_limit: 0.0,
+            ..limits()
+        };
+        for cost in [0.0, 5_000.0, 1e12] {
+            assert_eq!(
+                throttle(&l, cost),
+                Throttle::Run {
+                    sleep: Duration::ZERO,
+                    concurrency: 10
+                }
+            );
+        }
     }
 
     #[test]

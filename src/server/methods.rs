@@ -485,12 +485,15 @@ pub(crate) async fn dispatch(
                 .map_err(query_error)?
             {
                 Some(raw) => Ok(Value::from(hex::encode(raw))),
-                None => Err(daemon_error(&DaemonError::Rpc {
-                    code: -5,
-                    message: "No such mempool or blockchain transaction. Use gettransaction for \
-                              wallet transactions."
-                        .into(),
-                })),
+                // Ask once more for the node's own answer, and relay its words: the error
+                // differs by case (the genesis coinbase, no txindex, a pruned block) and is
+                // never ours to invent.
+                None => shared
+                    .daemon
+                    .raw_transaction(&txid)
+                    .await
+                    .map(|raw| Value::from(hex::encode(raw)))
+                    .map_err(|e| daemon_error(&e)),
             }
         }
         "blockchain.transaction.get_merkle" => {

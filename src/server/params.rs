@@ -68,27 +68,32 @@ pub fn bind(method: &str, sig: &Signature, params: &Value) -> Result<Args, RpcEr
             Ok(Args(slots))
         }
         Value::Object(map) => {
+            // aiorpcX's order and wording: missing required names first, then names the
+            // method does not take, each list sorted.
+            let mut missing: Vec<&str> = sig.names[..sig.required]
+                .iter()
+                .copied()
+                .filter(|name| !map.contains_key(*name))
+                .collect();
+            if !missing.is_empty() {
+                missing.sort_unstable();
+                return Err(RpcError::invalid_args(format!(
+                    "method \"{method}\" requires {}",
+                    quoted_list("parameter", &missing)
+                )));
+            }
             if !sig.extras {
-                let unknown: Vec<&String> = map
+                let mut unknown: Vec<&String> = map
                     .keys()
                     .filter(|key| !sig.names.contains(&key.as_str()))
                     .collect();
                 if !unknown.is_empty() {
+                    unknown.sort_unstable();
                     return Err(RpcError::invalid_args(format!(
                         "method \"{method}\" does not take {}",
                         quoted_list("parameter", &unknown)
                     )));
                 }
-            }
-            let missing: Vec<&&str> = sig.names[..sig.required]
-                .iter()
-                .filter(|name| !map.contains_key(**name))
-                .collect();
-            if !missing.is_empty() {
-                return Err(RpcError::invalid_args(format!(
-                    "method \"{method}\" requires {}",
-                    quoted_list("parameter", &missing)
-                )));
             }
             Ok(Args(
                 sig.names
@@ -296,6 +301,25 @@ mod tests {
         );
         let e = bind("m", &HEADER, &json!({"cp_height": 1})).unwrap_err();
         assert_eq!(e.message, "method \"m\" requires parameter \"height\"");
+        // A wrong name for a required parameter: the missing one is named first (aiorpcX's
+        // handler_invocation checks missing names before unknown ones).
+        let e = bind("blockchain.block.header", &HEADER, &json!({"h": 1})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "method \"blockchain.block.header\" requires parameter \"height\""
+        );
+        // Both lists come sorted, as Python's sorted() gives them.
+        let e = bind("m", &HEADER, &json!({"height": 1, "z": 2, "b": 3})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "method \"m\" does not take parameters \"b\", \"z\""
+        );
+        let three = Signature::new(&["tx_hash", "height", "cp"], 2);
+        let e = bind("m", &three, &json!({})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "method \"m\" requires parameters \"height\", \"tx_hash\""
+        );
         assert_eq!(e.code, -32602);
         let args = bind("m", &HEADER, &json!({"cp_height": 1, "height": 2})).unwrap();
         assert_eq!(args.get(0), Some(&json!(2)));

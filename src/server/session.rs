@@ -119,6 +119,10 @@ pub(crate) struct Session {
     group: Option<String>,
     pub state: Mutex<State>,
     out: mpsc::UnboundedSender<Out>,
+    /// the order answers and notifications go out in
+    order: Mutex<Sequencer>,
+    /// per state key, the completion of the last request that changes that state
+    lanes: Mutex<HashMap<String, watch::Receiver<bool>>>,
     queued: AtomicUsize,
     max_queued: usize,
     closed: watch::Sender<bool>,
@@ -148,6 +152,108 @@ enum Item {
         id: Value,
         error: RpcError,
     },
+}
+
+/// Keeps a session's outgoing messages in the order its requests arrived (docs/protocol-divergences.md,
+/// "answer order"): every request reserves a place when it is read, and its answer waits in
+/// `parked` until every earlier place is filled. Messages the server originates
+/// (notifications, the close) take the next place at once, so they never overtake an answer
+/// to a request read before them — a subscription's answer cannot arrive after a newer
+/// notification of the same script.
+#[derive(Default)]
+struct Sequencer {
+    next_place: u64,
+    next_out: u64,
+    /// filled places not yet sendable; `None` for a place given up without a message
+    parked: std::collections::BTreeMap<u64, Option<Out>>,
+}
+
+impl Sequencer {
+    fn reserve(&mut self) -> u64 {
+        let place = self.next_place;
+        self.next_place += 1;
+        place
+    }
+
+    /// Fills `place`; returns the messages now in order to send.
+    fn fill(&mut self, place: u64, out: Option<Out>) -> Vec<Out> {
+        self.parked.insert(place, out);
+        let mut ready = Vec::new();
+        while let Some(out) = self.parked.remove(&self.next_out) {
+            self.next_out += 1;
+            ready.extend(out);
+        }
+        ready
+    }
+}
+
+/// A reserved place in the session's output order. Dropping it unfilled gives the place up,
+/// so a request that ends without an answer (a cancelled task) never holds back later ones.
+pub(crate) struct Place {
+    session: Arc<Session>,
+    place: Option<u64>,
+}
+
+impl Place {
+    fn fill(mut self, out: Option<Out>) {
+        if let Some(place) = self.place.take() {
+            self.session.release(place, out);
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(place) = self.place.take() {
+            self.session.release(place, None);
+        }
+    }
+}
+
+/// Where a request that changes session state waits for the previous one with the same key,
+/// and tells the next one it is done.
+struct LaneTicket {
+    previous: Option<watch::Receiver<bool>>,
+    done: watch::Sender<bool>,
+}
+
+/// The state a request changes, for requests that must take effect in the order they were
+/// sent: a subscription's key is its script or outpoint argument (so subscribe, then
+/// unsubscribe, of one script apply in that order while other scripts proceed concurrently);
+/// broadcasts share one key, so a child sent after its parent reaches the node after it.
+fn state_key(method: &str, params: &Value) -> Option<String> {
+    let family = match method {
+        "blockchain.scripthash.subscribe"
+        | "blockchain.scripthash.unsubscribe"
+        | "blockchain.scriptpubkey.subscribe"
+        | "blockchain.scriptpubkey.unsubscribe" => "script",
+        "blockchain.outpoint.subscribe" | "blockchain.outpoint.unsubscribe" => "outpoint",
+        "blockchain.headers.subscribe" => return Some("headers".into()),
+        "blockchain.transaction.broadcast"
+        | "blockchain.transaction.broadcast_package"
+        | "server.add_peer" => return Some("broadcast".into()),
+        "server.version" => return Some("version".into()),
+        _ => return None,
+    };
+    // The arguments as sent: equal arguments in different spellings (hex case) fall back to
+    // one key per family, which still orders them, only less concurrently.
+    let argument = |names: &[&str], position: usize| match params {
+        Value::Array(items) => items.get(position).cloned(),
+        Value::Object(map) => names.iter().find_map(|n| map.get(*n).cloned()),
+        _ => None,
+    };
+    let key = if family == "script" {
+        argument(&["scripthash", "scriptpubkey"], 0).map(|v| v.to_string())
+    } else {
+        match (argument(&["tx_hash"], 0), argument(&["txout_idx"], 1)) {
+            (Some(txid), Some(vout)) => Some(format!("{txid}:{vout}")),
+            _ => None,
+        }
+    };
+    Some(match key {
+        Some(k) if !k.bytes().any(|b| b.is_ascii_uppercase()) => format!("{family}:{k}"),
+        _ => family.to_string(),
+    })
 }
 
 /// Keeps the session's concurrency count while a request runs.
@@ -208,23 +314,70 @@ impl Session {
 
     /// Sends what is queued, then closes.
     fn close_after_flush(&self) {
-        let _ = self.out.send(Out::Close);
+        let mut order = self.order.lock();
+        let place = order.reserve();
+        let ready = order.fill(place, Some(Out::Close));
+        self.send_in_order(ready);
     }
 
+    /// Sends `bytes` after every answer to a request read before now.
     fn enqueue(&self, bytes: Vec<u8>) {
-        if self.is_closed() {
-            return;
+        let mut order = self.order.lock();
+        let place = order.reserve();
+        let ready = order.fill(place, Some(Out::Msg(bytes)));
+        self.send_in_order(ready);
+    }
+
+    /// Reserves the next place in the output order, for a request read now.
+    fn reserve(self: &Arc<Self>) -> Place {
+        let place = self.order.lock().reserve();
+        Place {
+            session: Arc::clone(self),
+            place: Some(place),
         }
-        let queued = self.queued.fetch_add(bytes.len(), Ordering::SeqCst) + bytes.len();
-        if queued > self.max_queued {
-            // A client that does not read must not make us buffer without bound.
-            tracing::info!(session = self.id, queued, "slow reader: disconnecting");
-            self.abort();
-            return;
+    }
+
+    fn release(&self, place: u64, out: Option<Out>) {
+        let mut order = self.order.lock();
+        let ready = order.fill(place, out);
+        self.send_in_order(ready);
+    }
+
+    /// Hands messages to the writer; called with the order lock held, so that they reach the
+    /// channel in the order the sequencer released them.
+    fn send_in_order(&self, ready: Vec<Out>) {
+        for out in ready {
+            if self.is_closed() {
+                return;
+            }
+            if let Out::Msg(bytes) = &out {
+                let queued = self.queued.fetch_add(bytes.len(), Ordering::SeqCst) + bytes.len();
+                if queued > self.max_queued {
+                    // A client that does not read must not make us buffer without bound.
+                    tracing::info!(session = self.id, queued, "slow reader: disconnecting");
+                    self.abort();
+                    return;
+                }
+            }
+            if self.out.send(out).is_err() {
+                self.abort();
+                return;
+            }
         }
-        if self.out.send(Out::Msg(bytes)).is_err() {
-            self.abort();
+    }
+
+    /// Takes this request's turn among the requests that change the same state.
+    fn lane_ticket(&self, method: &str, params: &Value) -> Option<LaneTicket> {
+        let key = state_key(method, params)?;
+        let (done, waiter) = watch::channel(false);
+        let mut lanes = self.lanes.lock();
+        if lanes.len() >= 64 {
+            // Forget finished lanes: a session that touched many scripts keeps only the
+            // requests still running.
+            lanes.retain(|_, rx| !*rx.borrow() && rx.has_changed().is_ok());
         }
+        let previous = lanes.insert(key, waiter);
+        Some(LaneTicket { previous, done })
     }
 
     /// Adds `amount` to the session's cost.
@@ -292,8 +445,8 @@ impl Session {
         )
     }
 
-    /// Sends one response, replaced by the size error past `MAX_SEND` (§1.8).
-    fn reply(&self, shared: &Shared, id: &Value, result: Result<Value, RpcError>) {
+    /// One response as sent, replaced by the size error past `MAX_SEND` (§1.8).
+    fn answer(&self, shared: &Shared, id: &Value, result: Result<Value, RpcError>) -> Vec<u8> {
         if result.is_err() {
             self.count_error(shared, 0.0);
         }
@@ -302,6 +455,12 @@ impl Session {
             self.count_error(shared, 0.0);
             bytes = to_wire(&self.response(id, Err(Self::too_large(shared))));
         }
+        bytes
+    }
+
+    /// Sends one response now (after the answers to requests read before it).
+    fn reply(&self, shared: &Shared, id: &Value, result: Result<Value, RpcError>) {
+        let bytes = self.answer(shared, id, result);
         self.enqueue(bytes);
     }
 
@@ -425,9 +584,7 @@ impl Session {
             );
             return true;
         };
-        if text.trim().is_empty() {
-            return true;
-        }
+        // An empty line is a message that is not JSON, as ElectrumX (aiorpcX) answers it.
         let Ok(value) = serde_json::from_str::<Value>(text) else {
             self.count_error(shared, cost::BAD_JSON_COST);
             self.reply(
@@ -486,15 +643,23 @@ impl Session {
                     }
                     return true;
                 }
+                let place = self.reserve();
+                let ticket = self.lane_ticket(&method, &params);
                 let session = Arc::clone(self);
                 let shared = Arc::clone(shared);
                 tokio::spawn(async move {
-                    let (result, refuse, slot) =
-                        session.run_request(&shared, &method, &params).await;
-                    session.reply(&shared, &id, result);
+                    let (result, refuse, slot) = session
+                        .run_request(&shared, &method, &params, ticket.as_ref())
+                        .await;
+                    let bytes = session.answer(&shared, &id, result);
+                    place.fill(Some(Out::Msg(bytes)));
                     drop(slot);
                     if refuse {
                         session.close_after_flush();
+                    }
+                    // Only now, with the answer in order, may the next request on this state run.
+                    if let Some(ticket) = ticket {
+                        ticket.done.send_replace(true);
                     }
                 });
                 true
@@ -580,22 +745,28 @@ impl Session {
                         replies.push(self.response(&id, result));
                         continue;
                     }
-                    pending.push((id, method, params));
+                    let ticket = self.lane_ticket(&method, &params);
+                    pending.push((id, method, params, ticket));
                 }
             }
         }
+        let place = self.reserve();
         let session = Arc::clone(self);
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
             let mut refuse_any = false;
             let mut running: FuturesUnordered<_> = pending
                 .into_iter()
-                .map(|(id, method, params)| {
+                .map(|(id, method, params, ticket)| {
                     let session = Arc::clone(&session);
                     let shared = Arc::clone(&shared);
                     async move {
-                        let (result, refuse, _slot) =
-                            session.run_request(&shared, &method, &params).await;
+                        let (result, refuse, _slot) = session
+                            .run_request(&shared, &method, &params, ticket.as_ref())
+                            .await;
+                        if let Some(ticket) = ticket {
+                            ticket.done.send_replace(true);
+                        }
                         (id, result, refuse)
                     }
                 })
@@ -607,7 +778,7 @@ impl Session {
                 }
                 replies.push(session.response(&id, result));
             }
-            session.flush_batch(&shared, replies);
+            place.fill(session.batch_answer(&shared, replies).map(Out::Msg));
             if refuse_any {
                 session.close_after_flush();
             }
@@ -615,10 +786,17 @@ impl Session {
         true
     }
 
-    /// Sends a batch reply; past `MAX_SEND` (running total) elements become the size error.
+    /// Sends a batch reply now; past `MAX_SEND` (running total) elements become the size error.
     fn flush_batch(&self, shared: &Shared, replies: Vec<Value>) {
+        if let Some(bytes) = self.batch_answer(shared, replies) {
+            self.enqueue(bytes);
+        }
+    }
+
+    /// A batch reply as sent; `None` when no element owes an answer.
+    fn batch_answer(&self, shared: &Shared, replies: Vec<Value>) -> Option<Vec<u8>> {
         if replies.is_empty() {
-            return;
+            return None;
         }
         let limit = shared.config.limits.max_send;
         let mut total = 2usize;
@@ -635,7 +813,7 @@ impl Session {
                 out.push(reply);
             }
         }
-        self.enqueue(to_wire(&Value::Array(out)));
+        Some(to_wire(&Value::Array(out)))
     }
 
     /// Throttles, runs with the request timeout, and says whether the session must close.
@@ -646,6 +824,7 @@ impl Session {
         shared: &Arc<Shared>,
         method: &str,
         params: &Value,
+        ticket: Option<&LaneTicket>,
     ) -> (
         Result<Value, RpcError>,
         bool,
@@ -666,6 +845,13 @@ impl Session {
             tracing::info!(session = self.id, peer = %self.peer, method, params = %shown, "request");
         }
         let run = async {
+            // Before throttling and the concurrency slot: a request waiting for its
+            // predecessor must not hold a slot that predecessor needs.
+            if let Some(mut previous) = ticket.and_then(|t| t.previous.clone()) {
+                // An error means the predecessor's task ended without saying so (cancelled):
+                // it will not run, so neither need we wait.
+                let _ = previous.wait_for(|done| *done).await;
+            }
             let (sleep, concurrency) = match cost::throttle(limits, self.effective_cost(shared)) {
                 Throttle::Refuse => {
                     return (
@@ -752,6 +938,8 @@ pub(crate) async fn run(
             subs: Subs::default(),
         }),
         out: out_tx,
+        order: Mutex::new(Sequencer::default()),
+        lanes: Mutex::new(HashMap::new()),
         queued: AtomicUsize::new(0),
         max_queued: shared.config.max_queued_bytes,
         closed: watch::channel(false).0,

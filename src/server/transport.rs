@@ -155,7 +155,10 @@ pub struct PaddedLineWriter<W> {
     /// framed messages (with their newline) not yet written
     pending: std::collections::VecDeque<Vec<u8>>,
     pending_len: usize,
-    sent: usize,
+    /// payload bytes handed to this writer so far, before framing and padding: the warm-up
+    /// budget is spent by what the server said, not by the padding around it (ElectrumX
+    /// compares aiorpcX's `send_size` with its `WARMUP_BUDGET_SIZE`)
+    payload_sent: usize,
     last_write: tokio::time::Instant,
 }
 
@@ -166,7 +169,7 @@ impl<W: AsyncWrite + Unpin + Send> PaddedLineWriter<W> {
             inner,
             pending: Default::default(),
             pending_len: 0,
-            sent: 0,
+            payload_sent: 0,
             last_write: tokio::time::Instant::now(),
         }
     }
@@ -175,7 +178,7 @@ impl<W: AsyncWrite + Unpin + Send> PaddedLineWriter<W> {
         !self.pending.is_empty()
             && (self.pending_len >= PAD_UNIT
                 || self.last_write.elapsed() > PAD_DELAY
-                || self.sent < PAD_UNIT)
+                || self.payload_sent < PAD_UNIT)
     }
 
     /// Writes one padded chunk (or several when `all`).
@@ -186,7 +189,6 @@ impl<W: AsyncWrite + Unpin + Send> PaddedLineWriter<W> {
             let bytes = pad_chunk(&chunk, target);
             self.inner.write_all(&bytes).await?;
             self.inner.flush().await?;
-            self.sent += bytes.len();
             self.last_write = tokio::time::Instant::now();
             if !all && self.pending_len < PAD_UNIT {
                 break;
@@ -247,7 +249,10 @@ impl<W: AsyncWrite + Unpin + Send> FrameWriter for PaddedLineWriter<W> {
         framed.push(b'\n');
         self.pending_len += framed.len();
         self.pending.push_back(framed);
-        if self.should_flush() {
+        // The budget is checked before this message counts against it, as ElectrumX does.
+        let flush = self.should_flush();
+        self.payload_sent += msg.len();
+        if flush {
             self.flush(false).await?;
         }
         Ok(())
@@ -484,26 +489,38 @@ mod tests {
         assert_eq!(next_chunk(&mut pending).1, 1024);
     }
 
-    #[tokio::test]
-    async fn warm_up_is_immediate_then_small_messages_wait() {
-        let (client, mut server) = tokio::io::duplex(1 << 20);
-        let mut w = PaddedLineWriter::new(client);
-        w.write_frame(&msg(50)[..50]).await.unwrap();
-        let mut buf = vec![0u8; 1024];
-        tokio::io::AsyncReadExt::read_exact(&mut server, &mut buf)
+    async fn read_n(server: &mut tokio::io::DuplexStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        tokio::io::AsyncReadExt::read_exact(server, &mut buf)
             .await
             .unwrap();
-        // Past the warm-up budget a small message is held until the delay or 1024 bytes.
+        buf
+    }
+
+    #[tokio::test]
+    async fn warm_up_counts_payload_bytes_then_small_messages_wait() {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let mut w = PaddedLineWriter::new(client);
+        // The version reply goes out at once, padded to 1,024 bytes on the wire...
+        w.write_frame(&msg(50)[..50]).await.unwrap();
+        read_n(&mut server, 1024).await;
+        // ...but only its 50 payload bytes count against the budget (ElectrumX compares
+        // aiorpcX's unpadded send_size with WARMUP_BUDGET_SIZE): the wallet's next replies
+        // are written at once too, until 1,024 payload bytes have been said.
+        w.write_frame(&msg(50)[..50]).await.unwrap();
+        assert!(w.flush_deadline().is_none(), "second reply held back");
+        read_n(&mut server, 1024).await;
+        w.write_frame(&msg(1000)[..1000]).await.unwrap();
+        assert!(w.flush_deadline().is_none(), "still within the budget");
+        read_n(&mut server, 1024).await;
+        // Past the budget a small message is held until the delay or 1,024 bytes.
         w.write_frame(&msg(50)[..50]).await.unwrap();
         assert!(w.flush_deadline().is_some());
         w.flush_due().await.unwrap();
         assert!(w.flush_deadline().is_some(), "not yet due");
         w.write_frame(&msg(1100)[..1100]).await.unwrap();
         assert!(w.flush_deadline().is_none(), "over 1024 bytes: written");
-        let mut buf = vec![0u8; 2048];
-        tokio::io::AsyncReadExt::read_exact(&mut server, &mut buf)
-            .await
-            .unwrap();
+        let buf = read_n(&mut server, 2048).await;
         assert!(buf.ends_with(b" }\n"));
     }
 

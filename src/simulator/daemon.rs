@@ -93,11 +93,27 @@ impl DaemonApi for SimDaemon {
     async fn raw_transactions(&self, txids: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>> {
         self.check()?;
         Ok(self.sim.with_chain(|c| {
+            // As Core: the genesis coinbase is no transaction getrawtransaction returns.
+            let genesis_coinbase = c.block(0).and_then(|g| g.txids.first().copied());
             txids
                 .iter()
-                .map(|t| c.tx(t).map(|tx| tx.raw.clone()))
+                .map(|t| {
+                    if Some(*t) == genesis_coinbase {
+                        return None;
+                    }
+                    c.tx(t).map(|tx| tx.raw.clone())
+                })
                 .collect()
         }))
+    }
+
+    async fn raw_transaction(&self, txid: &Hash32) -> Result<Vec<u8>> {
+        let value = self.call("getrawtransaction", &[Value::String(hash_to_hex(txid))])?;
+        let text = value.as_str().unwrap_or_default();
+        hex::decode(text).map_err(|e| DaemonError::BadResponse {
+            method: "getrawtransaction".into(),
+            reason: e.to_string(),
+        })
     }
 
     async fn raw_transaction_verbose(&self, txid: &Hash32) -> Result<Value> {

@@ -185,6 +185,13 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
         "getrawtransaction" => {
             let txid = param_hash(params, 0)?;
             let verbose = param_verbosity(params, 1, 0);
+            if sim.with_chain(|c| c.block(0).and_then(|g| g.txids.first().copied())) == Some(txid) {
+                // Bitcoin Core's special case (rpc/rawtransaction.cpp), txindex or not.
+                return Err((
+                    -5,
+                    "The genesis block coinbase is not considered an ordinary transaction and cannot be retrieved".into(),
+                ));
+            }
             sim.with_chain(|c| {
                 let tx = c.tx(&txid)?;
                 Some(if verbose == 0 { json!(hex::encode(&tx.raw)) } else { tx_json(c, &txid) })
