@@ -1004,3 +1004,196 @@ pub async fn unsubscribe_all(s: &mut Session, selection: &Selection) {
         }
     }
 }
+
+/// Requests that change a session's state take effect in the order they were sent, even when
+/// a wallet pipelines them in one write (docs/protocol-divergences.md, "Guarantees both
+/// servers give"): subscribe then unsubscribe leaves no subscription, subscribe twice answers
+/// the same status twice, and the outpoint pair does the same in 1.7.
+pub async fn pipelined_state(s: &mut Session, selection: &Selection) {
+    if !at_least(s.version, &[1, 4, 2]) {
+        return;
+    }
+    let Some(w) = selection.scripts.get(1).or(selection.scripts.first()) else {
+        return;
+    };
+    let subscribe = s.script_method("subscribe");
+    let unsubscribe = s.script_method("unsubscribe");
+    let param = json!([s.script_param(w)]);
+    let status_like = |r: &Value| r.is_null() || r.as_str().is_some_and(|t| t.len() == 64);
+
+    let calls = [
+        (subscribe.clone(), param.clone()),
+        (unsubscribe.clone(), param.clone()),
+    ];
+    pipelined(s, &calls, |rec, answers| {
+        let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+        rec.result_is(
+            &subscribe,
+            &request,
+            "a status, pipelined",
+            &answers[0],
+            status_like,
+        );
+        rec.result_eq(&unsubscribe, &request, &json!(true), &answers[1]);
+    })
+    .await;
+    let (request, got) = call(&mut s.client, &unsubscribe, param.clone()).await;
+    s.rec.check(
+        &unsubscribe,
+        got.get("result") == Some(&json!(false)),
+        &format!("{request} after a pipelined subscribe+unsubscribe"),
+        "false: the subscription did not outlive its unsubscribe",
+        &got.to_string(),
+    );
+
+    let calls = [
+        (subscribe.clone(), param.clone()),
+        (subscribe.clone(), param.clone()),
+        (unsubscribe.clone(), param.clone()),
+    ];
+    pipelined(s, &calls, |rec, answers| {
+        let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+        let same = answers[0].get("result").is_some()
+            && answers[0].get("result") == answers[1].get("result");
+        rec.check(
+            &subscribe,
+            same && answers[0].get("result").is_some_and(status_like),
+            &request.to_string(),
+            "the same status twice",
+            &format!("{} / {}", answers[0], answers[1]),
+        );
+        rec.result_eq(&unsubscribe, &request, &json!(true), &answers[2]);
+    })
+    .await;
+
+    if s.v17() {
+        if let Some(o) = selection.outpoints.first() {
+            let param = json!([display(&o.txid), o.vout]);
+            let calls = [
+                (
+                    "blockchain.outpoint.subscribe".to_string(),
+                    json!([display(&o.txid), o.vout, ""]),
+                ),
+                ("blockchain.outpoint.unsubscribe".to_string(), param.clone()),
+            ];
+            pipelined(s, &calls, |rec, answers| {
+                let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+                rec.result_is(
+                    "blockchain.outpoint.subscribe",
+                    &request,
+                    "a status object, pipelined",
+                    &answers[0],
+                    Value::is_object,
+                );
+                rec.result_eq(
+                    "blockchain.outpoint.unsubscribe",
+                    &request,
+                    &json!(true),
+                    &answers[1],
+                );
+            })
+            .await;
+            let (request, got) =
+                call(&mut s.client, "blockchain.outpoint.unsubscribe", param).await;
+            s.rec.result_eq(
+                "blockchain.outpoint.unsubscribe",
+                &request,
+                &json!(false),
+                &got,
+            );
+        }
+    }
+}
+
+async fn pipelined(
+    s: &mut Session,
+    calls: &[(String, Value)],
+    judge: impl FnOnce(&mut Recorder, &[Value]),
+) {
+    match s.client.pipeline(calls).await {
+        Ok(answers) => judge(&mut s.rec, &answers),
+        Err(e) => s.rec.check(
+            &calls[0].0,
+            false,
+            &format!("{calls:?}"),
+            "answers to pipelined requests",
+            &format!("{e:#}"),
+        ),
+    }
+}
+
+/// On a fresh connection, `server.version` pipelined with the requests that depend on it:
+/// they must see the negotiated version (its method table), not the unidentified session.
+pub async fn pipelined_negotiation(
+    rec: &mut Recorder,
+    transport: Transport,
+    addr: SocketAddr,
+    host: &str,
+    version: &str,
+    script: Option<&crate::suite::Watched>,
+) {
+    let mut c = match Client::connect(transport, addr, host).await {
+        Ok(c) => c,
+        Err(e) => {
+            rec.check(
+                "connect",
+                false,
+                &format!("{transport}://{addr}"),
+                "a connection",
+                &format!("{e:#}"),
+            );
+            return;
+        }
+    };
+    let mut calls = vec![
+        (
+            "server.version".to_string(),
+            json!(["anode-conformance", version]),
+        ),
+        ("blockchain.headers.subscribe".to_string(), json!([])),
+    ];
+    if let Some(w) = script {
+        let v17 = at_least(version, &[1, 7]);
+        let (method, param) = if v17 {
+            ("blockchain.scriptpubkey.subscribe", hex::encode(&w.script))
+        } else {
+            ("blockchain.scripthash.subscribe", display(&w.scripthash))
+        };
+        calls.push((method.to_string(), json!([param])));
+    }
+    let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+    match c.pipeline(&calls).await {
+        Ok(answers) => {
+            rec.result_is(
+                "server.version",
+                &request,
+                &format!("[<name>, {version:?}], pipelined"),
+                &answers[0],
+                |r| r[1] == version,
+            );
+            rec.result_is(
+                "blockchain.headers.subscribe",
+                &request,
+                "the tip, after a pipelined server.version",
+                &answers[1],
+                |r| r.get("height").is_some_and(Value::is_u64) && r.get("hex").is_some(),
+            );
+            if let Some(answer) = answers.get(2) {
+                rec.result_is(
+                    &calls[2].0,
+                    &request,
+                    "a status, after a pipelined server.version",
+                    answer,
+                    |r| r.is_null() || r.as_str().is_some_and(|t| t.len() == 64),
+                );
+            }
+        }
+        Err(e) => rec.check(
+            "server.version",
+            false,
+            &request.to_string(),
+            "answers to pipelined requests",
+            &format!("{e:#}"),
+        ),
+    }
+}

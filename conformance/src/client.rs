@@ -317,6 +317,63 @@ impl Client {
         }
     }
 
+    /// Sends `calls` as separate requests in one write (back-to-back frames on WebSocket), as
+    /// a wallet that pipelines does, and returns the responses in request order (a missing
+    /// response becomes an error value saying so).
+    pub async fn pipeline(&mut self, calls: &[(String, Value)]) -> anyhow::Result<Vec<Value>> {
+        let ids: Vec<u64> = calls.iter().map(|_| self.next_id()).collect();
+        let texts: Vec<String> = calls
+            .iter()
+            .zip(&ids)
+            .map(|((m, p), id)| {
+                json!({"jsonrpc": "2.0", "id": id, "method": m, "params": p}).to_string()
+            })
+            .collect();
+        match &mut self.writer {
+            Writer::Line(w) => {
+                let mut bytes = texts.join("\n");
+                bytes.push('\n');
+                w.write_all(bytes.as_bytes()).await?;
+                w.flush().await?;
+            }
+            Writer::Ws(sink) => {
+                for text in texts {
+                    sink.feed(Message::Text(text)).await?;
+                }
+                sink.flush().await?;
+            }
+        }
+        // Answers may come in any order (ids make either legal): take them as they come.
+        let mut out = vec![Value::Null; ids.len()];
+        let mut missing = ids.len();
+        let deadline = Instant::now() + self.timeout;
+        while missing > 0 {
+            match self.next_until(deadline).await {
+                Some(Incoming::Message(v)) if v.get("method").is_none() => {
+                    let slot = v
+                        .get("id")
+                        .and_then(Value::as_u64)
+                        .and_then(|id| ids.iter().position(|i| *i == id));
+                    match slot {
+                        Some(i) if out[i].is_null() => {
+                            out[i] = v;
+                            missing -= 1;
+                        }
+                        _ => self.queued.push_back(v),
+                    }
+                }
+                Some(Incoming::Message(v)) => self.queued.push_back(v),
+                Some(Incoming::Garbage(text)) => bail!("not JSON: {}", crate::truncate(&text, 200)),
+                None if self.closed => bail!("the server closed the connection"),
+                None => break,
+            }
+        }
+        for v in out.iter_mut().filter(|v| v.is_null()) {
+            *v = json!({"no response": format!("within {:?}", self.timeout)});
+        }
+        Ok(out)
+    }
+
     /// Sends `calls` as one batch and returns the responses in request order (a missing
     /// response becomes an error value saying so).
     pub async fn batch(&mut self, calls: &[(String, Value)]) -> anyhow::Result<Vec<Value>> {

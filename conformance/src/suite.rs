@@ -297,6 +297,15 @@ pub async fn run(
     for (transport, addr) in &target.addrs {
         for version in &options.versions {
             let mut rec = Recorder::new(version, *transport);
+            checks::pipelined_negotiation(
+                &mut rec,
+                *transport,
+                *addr,
+                &target.host,
+                version,
+                selection.scripts.get(1).or(selection.scripts.first()),
+            )
+            .await;
             match checks::open_session(&mut rec, *transport, *addr, &target.host, version).await {
                 Some(client) => sessions.push(Session {
                     rec,
@@ -371,6 +380,7 @@ pub async fn run(
         async move {
             s.rec.step = "end".into();
             checks::unsubscribe_all(s, &selection).await;
+            checks::pipelined_state(s, &selection).await;
         }
     }))
     .await;
