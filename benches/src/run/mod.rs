@@ -11,6 +11,7 @@
 pub mod chain;
 pub mod client;
 pub mod engine;
+pub mod fresh;
 pub mod machine;
 pub mod plan;
 pub mod report;
@@ -288,6 +289,20 @@ pub fn run_peer(
     })) {
         Ok(cells) => result.queries = cells,
         Err(e) => result.failures.push(format!("queries: {e:#}")),
+    }
+    // Fresh connections over the peer's TCP port, with whatever settings it runs.
+    match server
+        .parse::<std::net::SocketAddr>()
+        .context("--server as an address")
+        .and_then(|addr| {
+            runtime.block_on(fresh::measure(
+                &[(anode_conformance::client::Transport::Tcp, addr)],
+                "localhost",
+                fresh::CONNECTIONS,
+            ))
+        }) {
+        Ok(rows) => result.fresh_connections = rows,
+        Err(e) => result.failures.push(format!("fresh connections: {e:#}")),
     }
     let scripts = Arc::new(targets.storm.clone());
     match runtime.block_on(client::storm(

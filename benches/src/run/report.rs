@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::engine::BENCH_CONFIG;
 use super::machine::{utc, Machine};
 use super::plan::Plan;
-use super::results::{EngineResult, FetchResult, QueryCell, Sample};
+use super::results::{EngineResult, FetchResult, FreshConnectionRow, Latency, QueryCell, Sample};
 
 /// How the run was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +93,56 @@ fn table(out: &mut String, corner: &str, columns: &[String], rows: &[(String, Ve
         let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
     }
     out.push('\n');
+}
+
+/// Fresh connections with default settings: the first and second request's latency per
+/// transport, p50 / p99 in ms.
+fn fresh_connections_section(md: &mut String, columns: &[String], results: &[EngineResult]) {
+    if results.iter().all(|r| r.fresh_connections.is_empty()) {
+        return;
+    }
+    let count = results
+        .iter()
+        .flat_map(|r| &r.fresh_connections)
+        .map(|row| row.second_request.count)
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "## Fresh connections, default settings\n\n{count} connections per transport, one at a \
+         time, to the server with its default settings (padding on for TCP and TLS, default \
+         cost limits): `server.version`, then `blockchain.headers.subscribe`, each timed from \
+         its write to its answer. p50 / p99 in ms. ElectrumX answers the second request in \
+         0.3 ms on TCP; a server whose padding spent the warm-up budget on the first reply \
+         answers it after its one-second padding timer.\n"
+    );
+    let mut rows = Vec::new();
+    for transport in ["tcp", "ssl", "ws", "wss"] {
+        let cell = |r: &EngineResult, pick: fn(&FreshConnectionRow) -> &Latency| {
+            r.fresh_connections
+                .iter()
+                .find(|row| row.transport == transport)
+                .map_or("—".into(), |row| {
+                    let l = pick(row);
+                    format!("{:.2} / {:.2}", l.p50_ms, l.p99_ms)
+                })
+        };
+        rows.push((
+            format!("{transport}: second request"),
+            results
+                .iter()
+                .map(|r| cell(r, |row| &row.second_request))
+                .collect(),
+        ));
+        rows.push((
+            format!("{transport}: first request"),
+            results
+                .iter()
+                .map(|r| cell(r, |row| &row.first_request))
+                .collect(),
+        ));
+    }
+    table(md, "", columns, &rows);
 }
 
 /// Writes `report.md` and the SVGs into `dir`; returns the report's path.
@@ -552,6 +602,8 @@ pub fn write(
             .collect();
         table(&mut md, "", &columns, &rows);
     }
+
+    fresh_connections_section(&mut md, &columns, results);
 
     let _ = writeln!(md, "## Plots\n");
     for (title, file) in &plots {

@@ -219,6 +219,21 @@ pub struct ChainFacts {
     pub history: Vec<super::chain::HistoryTarget>,
 }
 
+/// Fresh connections on one transport, with the server's default settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FreshConnectionRow {
+    /// tcp, ssl, ws or wss
+    pub transport: String,
+    /// connecting, with the TLS and WebSocket handshakes
+    pub connect: Latency,
+    /// `server.version`, from its write to its answer
+    pub first_request: Latency,
+    /// the request after it (`blockchain.headers.subscribe`)
+    pub second_request: Latency,
+    /// answers that were errors
+    pub errors: u64,
+}
+
 /// Everything measured against one server: an engine of ours, or a peer server.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EngineResult {
@@ -240,6 +255,9 @@ pub struct EngineResult {
     pub mempool: Vec<MempoolResult>,
     /// reorganisations
     pub reorg: Vec<ReorgResult>,
+    /// fresh connections with default settings, per transport
+    #[serde(default)]
+    pub fresh_connections: Vec<FreshConnectionRow>,
     /// phases that failed, with the error
     pub failures: Vec<String>,
 }
