@@ -201,3 +201,47 @@ fn a_signal_during_the_initial_sync_flushes_and_the_next_start_resumes() {
     let _ = node.kill();
     let _ = node.wait();
 }
+
+#[test]
+fn an_occupied_port_is_reported_once() {
+    // The binary's error report used to print the OS's "Address already in use" under each
+    // of three headings (the error types repeat their source in their own text).
+    let port = free_port();
+    let mut node = Command::new(env!("CARGO_BIN_EXE_anode"))
+        .args(["simulate", "--blocks", "5"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("anode simulate");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the simulator did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let occupied = taken.local_addr().expect("address").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_anode"))
+        .env("COIN", "Bitcoin")
+        .env("NET", "regtest")
+        .env("DAEMON_URL", format!("http://127.0.0.1:{port}/"))
+        .env("DB_DIRECTORY", dir.path().join("db"))
+        .env("SERVICES", format!("tcp://127.0.0.1:{occupied}"))
+        .env("PEER_DISCOVERY", "off")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("anode");
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let cause = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{cause}: {stderr}"
+    );
+}

@@ -18,6 +18,8 @@ pub struct Progress {
     window_start: Instant,
     window_blocks: u64,
     window_txs: u64,
+    /// the writer's largest pending state in the window (before any flush emptied it)
+    window_cache_peak: usize,
     db_size: Option<Box<dyn Fn() -> u64 + Send>>,
 }
 
@@ -44,6 +46,7 @@ impl Progress {
             window_start: now,
             window_blocks: 0,
             window_txs: 0,
+            window_cache_peak: 0,
             db_size: None,
         }
     }
@@ -54,14 +57,10 @@ impl Progress {
         self
     }
 
-    /// A block at `height` of `target` with `txs` transactions was applied.
-    pub fn block(
-        &mut self,
-        height: u32,
-        target: u32,
-        txs: u64,
-        cache_bytes: impl FnOnce() -> usize,
-    ) {
+    /// A block at `height` of `target` with `txs` transactions was applied, leaving
+    /// `cache_bytes` in the writer's pending state before any flush.
+    pub fn block(&mut self, height: u32, target: u32, txs: u64, cache_bytes: usize) {
+        self.window_cache_peak = self.window_cache_peak.max(cache_bytes);
         self.blocks += 1;
         self.txs += txs;
         self.window_blocks += 1;
@@ -92,7 +91,7 @@ impl Progress {
                 blocks_per_s = format!("{blocks_per_s:.1}"),
                 tx_per_s = format!("{tx_per_s:.0}"),
                 eta_s = eta.as_secs(),
-                cache_mb = cache_bytes() >> 20,
+                cache_mb = self.window_cache_peak >> 20,
                 db_mb = db_bytes >> 20,
                 "sync"
             );
@@ -100,6 +99,7 @@ impl Progress {
             self.window_start = now;
             self.window_blocks = 0;
             self.window_txs = 0;
+            self.window_cache_peak = 0;
         }
     }
 
@@ -113,5 +113,21 @@ impl Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_line_reports_the_windows_peak_not_the_state_after_a_flush() {
+        // The sync's line used to say cache_mb=0 throughout: it came right after each flush.
+        let mut p = Progress::new(false);
+        p.block(1, 100, 10, 700 << 20);
+        p.block(2, 100, 10, 0); // flushed
+        assert_eq!(p.window_cache_peak, 700 << 20);
+        p.block(100, 100, 10, 3 << 20); // the target: a line is logged and the window restarts
+        assert_eq!(p.window_cache_peak, 0);
     }
 }

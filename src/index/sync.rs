@@ -337,17 +337,20 @@ impl Indexer {
             let height = block.height;
             let txs = block.parsed.txs.len() as u64;
             let mempool = Arc::clone(&self.mempool);
+            // The writer's pending bytes are taken before a flush empties them: the progress
+            // line, which often comes right after a flush, reports the window's peak.
             let result = self
                 .blocking(move |w| {
                     match w.apply_block(height, block.hash, &block.parsed, height > keep_undo_from)
                     {
                         Ok(()) => {}
-                        Err(IndexError::NotExtending { .. }) => return Ok(false),
+                        Err(IndexError::NotExtending { .. }) => return Ok(None),
                         Err(e) => {
                             w.discard_pending();
                             return Err(e);
                         }
                     }
+                    let pending = w.pending_bytes();
                     let at_tip = height == to;
                     if w.needs_flush() || at_tip {
                         let durability = if at_tip {
@@ -357,15 +360,15 @@ impl Indexer {
                         };
                         flush_with_mempool(w, &mempool, durability)?;
                     }
-                    Ok(true)
+                    Ok(Some(pending))
                 })
                 .await?;
-            if !result {
+            let Some(pending) = result else {
                 complete = false;
                 break;
-            }
+            };
             applied += 1;
-            progress.block(height, to, txs, || self.writer.lock().pending_bytes());
+            progress.block(height, to, txs, pending);
         }
         if bulk {
             let store = Arc::clone(&self.store);
