@@ -2,9 +2,10 @@
 //! flag; subcommands add their own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::config::{Config, RawConfig, Source, OPTIONS};
@@ -49,7 +50,11 @@ pub fn command() -> Command {
             .arg(Arg::new("p2p-listen").long("p2p-listen").value_name("ADDR").help("Also serve blocks over the P2P protocol (version, getdata, getheaders) on ADDR, with the network's magic"))
             .arg(Arg::new("rpc-auth").long("rpc-auth").value_name("USER:PASS").help("Demand these credentials (HTTP basic auth)"))
             .arg(Arg::new("mempool").long("mempool").default_value("0").value_parser(clap::value_parser!(u32)).help("Transactions to put in the mempool after mining"))
-            .arg(Arg::new("block-interval").long("block-interval").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving")),
+            .arg(Arg::new("block-interval").long("block-interval").value_parser(clap::value_parser!(u64)).value_name("SECONDS").help("Mine a block every SECONDS while serving"))
+            .arg(Arg::new("chain-dir").long("chain-dir").value_name("DIR").help("Serve the chain kept in DIR (generated once with --txs, as a node keeps its blocks; docs/simulator.md); --blocks and --profile then only shape blocks mined on top"))
+            .arg(Arg::new("txs").long("txs").value_name("N").value_parser(parse_count).help("With --chain-dir: generate a chain of N transactions into DIR if it holds none (mainnet's history in miniature; 1M, 50M and 100M are written as 1000000 or 1m, 50m, 100m)"))
+            .arg(Arg::new("chain-blocks").long("chain-blocks").value_name("N").value_parser(clap::value_parser!(u32)).help("With --txs: blocks after genesis (default: one per 1,500 transactions, at least 100)"))
+            .arg(Arg::new("generate-only").long("generate-only").action(ArgAction::SetTrue).help("With --chain-dir and --txs: exit once the chain is written")),
     )
     .subcommand(
         Command::new("demo")
@@ -198,8 +203,31 @@ async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> any
     let coin = anode_coins::lookup(&config.coin, network)
         .with_context(|| format!("coin {} {network}", config.coin))?;
     let started = Instant::now();
-    let mut chain = SimChain::new(coin, profile, seed)?;
-    chain.mine(blocks, true)?;
+    let mut chain = match sub.get_one::<String>("chain-dir") {
+        Some(dir) => {
+            let seed_given =
+                sub.value_source("seed") == Some(clap::parser::ValueSource::CommandLine);
+            let base = chain_dir(
+                std::path::Path::new(dir),
+                Arc::clone(&coin),
+                seed_given.then_some(seed),
+                sub,
+            )?;
+            if sub.get_flag("generate-only") {
+                return Ok(());
+            }
+            let mut chain = SimChain::over_chain_dir(coin, profile, seed, Arc::new(base))?;
+            if sub.value_source("blocks") == Some(clap::parser::ValueSource::CommandLine) {
+                chain.mine(blocks, true)?;
+            }
+            chain
+        }
+        None => {
+            let mut chain = SimChain::new(coin, profile, seed)?;
+            chain.mine(blocks, true)?;
+            chain
+        }
+    };
     let txs = chain.all_txs().count();
     let mempool = *sub.get_one::<u32>("mempool").expect("has a default");
     chain.add_mempool_txs(mempool)?;
@@ -245,6 +273,77 @@ async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> any
         p2p.stop();
     }
     Ok(())
+}
+
+/// `--count` values: digits, or digits with k, m or b (thousands, millions, billions).
+fn parse_count(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (digits, scale) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1_000),
+        Some('m') => (&lower[..lower.len() - 1], 1_000_000),
+        Some('b') => (&lower[..lower.len() - 1], 1_000_000_000),
+        _ => (lower.as_str(), 1),
+    };
+    digits
+        .replace('_', "")
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{text}` is not a count (e.g. 1000000, 50m)"))
+}
+
+/// Opens the chain directory `dir`, generating it first when it holds no chain and `--txs`
+/// says how big to make it.
+fn chain_dir(
+    dir: &std::path::Path,
+    coin: Arc<dyn anode_coins::Coin>,
+    seed: Option<u64>,
+    sub: &ArgMatches,
+) -> anyhow::Result<simulator::chaindir::ChainDir> {
+    use simulator::chaindir::{self, ChainDir, Expect, GenerateOptions, HistoryProfile};
+    let txs = sub.get_one::<u64>("txs").copied();
+    if !ChainDir::exists(dir) {
+        let Some(txs) = txs else {
+            bail!(
+                "{} holds no chain: add --txs N to generate one there",
+                dir.display()
+            );
+        };
+        let options = GenerateOptions {
+            txs,
+            blocks: sub.get_one::<u32>("chain-blocks").copied(),
+            seed: seed.unwrap_or(1),
+            profile: HistoryProfile::mainnet_history(),
+        };
+        tracing::info!(dir = %dir.display(), txs, seed = options.seed, "generating a chain directory");
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        let meta = chaindir::generate(dir, Arc::clone(&coin), &options, |p| {
+            if last_log.elapsed() >= std::time::Duration::from_secs(5) {
+                last_log = Instant::now();
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    blocks = p.blocks,
+                    txs = p.txs,
+                    tx_per_s = format!("{:.0}", p.txs as f64 / seconds),
+                    block_mb = p.bytes >> 20,
+                    "generating"
+                );
+            }
+        })
+        .with_context(|| format!("generating a chain into {}", dir.display()))?;
+        tracing::info!(
+            blocks = meta.blocks,
+            txs = meta.txs,
+            unspent = meta.unspent_outputs,
+            block_mb = meta.block_bytes >> 20,
+            seconds = format!("{:.1}", meta.generation_seconds),
+            tx_per_s = format!("{:.0}", meta.txs as f64 / meta.generation_seconds.max(1e-9)),
+            "chain directory written"
+        );
+    }
+    let expect = Expect { seed, txs };
+    ChainDir::open(dir, coin, &expect).with_context(|| format!("opening {}", dir.display()))
 }
 
 /// `anode rpc`: one subcommand per admin command (PROTOCOL.md §8), arguments shaped like

@@ -45,6 +45,7 @@ fn compare(
                     .txids
                     .iter()
                     .map(move |t| (*t, h))
+                    .collect::<Vec<_>>()
             })
             .collect();
         (scripts, outpoints, confirmed)
@@ -159,5 +160,64 @@ fn the_index_answers_like_the_reference_oracle_on_every_engine() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn a_chain_directory_indexes_like_the_reference_oracle() {
+    use anode::simulator::chaindir::{self, ChainDir, Expect, GenerateOptions, HistoryProfile};
+    use anode::simulator::{Profile, SimChain, Simulator};
+    let rt = runtime();
+    let chain_dir = tempfile::tempdir().expect("tempdir");
+    let options = GenerateOptions {
+        txs: 4_000,
+        blocks: Some(30),
+        seed: 11,
+        profile: HistoryProfile::mainnet_history(),
+    };
+    chaindir::generate(chain_dir.path(), regtest(), &options, |_| {}).expect("generate");
+    let base = std::sync::Arc::new(
+        ChainDir::open(chain_dir.path(), regtest(), &Expect::default()).expect("open"),
+    );
+    for engine in engines() {
+        let chain = SimChain::over_chain_dir(regtest(), Profile::tiny(), 11, Arc::clone(&base))
+            .expect("chain");
+        let sim = Simulator::new(chain);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(engine, dir.path());
+        // A small cache: the initial sync flushes several times.
+        let idx = indexer(Arc::clone(&store), &sim, 6, 256 << 10);
+        let oracle = ReferenceQuery::new(sim.clone());
+        let query = idx.query();
+        catch_up(&rt, &idx);
+        compare(
+            &rt,
+            &query,
+            &oracle,
+            &sim,
+            &format!("{engine}: chain directory"),
+        );
+        // Blocks mined on top spend the directory's outputs; a reorg replaces some of them.
+        sim.with_chain_mut(|c| c.mine(3, true)).expect("mine");
+        sim.with_chain_mut(|c| c.add_mempool_txs(6)).expect("txs");
+        catch_up(&rt, &idx);
+        rt.block_on(idx.refresh_mempool()).expect("mempool");
+        compare(
+            &rt,
+            &query,
+            &oracle,
+            &sim,
+            &format!("{engine}: mined on top"),
+        );
+        sim.with_chain_mut(|c| c.reorg(2, 3, true)).expect("reorg");
+        catch_up(&rt, &idx);
+        rt.block_on(idx.refresh_mempool()).expect("mempool");
+        compare(
+            &rt,
+            &query,
+            &oracle,
+            &sim,
+            &format!("{engine}: after a reorg"),
+        );
     }
 }

@@ -108,7 +108,7 @@ mod tests {
         let p2p = serve_p2p(sim.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let expected = sim.with_chain(|c| c.block(7).unwrap().clone());
+        let expected = sim.with_chain(|c| c.block(7).unwrap().into_owned());
         for source in ["auto", "rpc", "rest", "p2p"] {
             let config = config(vec![
                 ("daemon_url", format!("http://{}/", http.addr)),

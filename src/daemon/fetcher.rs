@@ -185,7 +185,7 @@ mod tests {
         while let Some(block) = rx.recv().await {
             let block = block.unwrap();
             assert_eq!(block.height, next);
-            let expected = sim.with_chain(|c| c.block(next).unwrap().clone());
+            let expected = sim.with_chain(|c| c.block(next).unwrap().into_owned());
             assert_eq!(block.hash, expected.hash);
             assert_eq!(block.raw, expected.raw);
             assert_eq!(

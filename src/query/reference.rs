@@ -81,7 +81,7 @@ impl Snapshot {
             }
             for (pos, txid) in block.txids.iter().enumerate() {
                 let Some(tx) = chain.tx(txid) else { continue };
-                let info = tx_info(chain, tx, Some(height), pos as u32);
+                let info = tx_info(chain, &tx, Some(height), pos as u32);
                 for input in &info.inputs {
                     snap.chain_spender.insert(*input, (*txid, height));
                 }
@@ -90,7 +90,7 @@ impl Snapshot {
         }
         for txid in chain.mempool() {
             let Some(tx) = chain.tx(txid) else { continue };
-            let info = tx_info(chain, tx, None, 0);
+            let info = tx_info(chain, &tx, None, 0);
             for input in &info.inputs {
                 snap.mempool_spender.insert(*input, *txid);
             }

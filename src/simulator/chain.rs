@@ -1,5 +1,6 @@
 //! A deterministic, seeded chain in the coin's own block format, with a mempool and reorgs.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use anode_coins::{BlockTemplate, Coin, EncodedTx, Hash32, OutPoint, TxOut};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::chaindir::ChainDir;
 use super::profile::Profile;
 
 /// Regtest's proof-of-work limit: about two nonces per block.
@@ -41,6 +43,17 @@ pub enum SimError {
     /// Nothing to spend (e.g. a double-spend asked of an empty mempool).
     #[error("{0}")]
     Nothing(&'static str),
+    /// A reorg reaching into the blocks of a chain directory, which are read-only.
+    #[error(
+        "cannot replace {depth} blocks: only the {above} mined above the chain directory's tip \
+         can be replaced"
+    )]
+    BelowChainDir {
+        /// asked depth
+        depth: u32,
+        /// blocks mined since the chain directory was loaded
+        above: u32,
+    },
 }
 
 /// One block of the simulated chain.
@@ -100,6 +113,8 @@ pub struct SimChain {
     block_without_mempool: Option<HashSet<Hash32>>,
     segwit: bool,
     custom_genesis: bool,
+    /// blocks below the in-memory ones, read from a chain directory (docs/simulator.md)
+    base: Option<Arc<ChainDir>>,
 }
 
 impl SimChain {
@@ -125,6 +140,7 @@ impl SimChain {
             block_without_mempool: None,
             segwit,
             custom_genesis: false,
+            base: None,
         };
         chain.make_genesis()?;
         // Like Bitcoin's, most genesis coinbases never enter the UTXO set; only coins whose
@@ -208,44 +224,224 @@ impl SimChain {
         self.custom_genesis
     }
 
+    /// A chain whose blocks are those of `base` (a chain directory), with new blocks mined on
+    /// top of its tip: they spend the outputs and pay the scripts the directory's pools kept.
+    pub fn over_chain_dir(
+        coin: Arc<dyn Coin>,
+        profile: Profile,
+        seed: u64,
+        base: Arc<ChainDir>,
+    ) -> Result<Self, super::chaindir::ChainDirError> {
+        if coin.encoder().is_none() {
+            let p = coin.params();
+            return Err(SimError::NoEncoder(format!("{} {}", p.coin, p.net)).into());
+        }
+        let (pool, scripts) = base.pool()?;
+        let segwit = coin.params().bech32_hrp.is_some();
+        let mut outputs = HashMap::with_capacity(pool.len());
+        let mut spendable = Vec::with_capacity(pool.len());
+        for (outpoint, value) in pool {
+            // The pool keeps values only: nothing served reads a base output's script.
+            outputs.insert(
+                outpoint,
+                Output {
+                    txout: TxOut {
+                        value,
+                        script: Vec::new(),
+                    },
+                    spent_by: None,
+                },
+            );
+            spendable.push(outpoint);
+        }
+        Ok(SimChain {
+            coin,
+            profile,
+            // Mining above the directory draws from its own stream: the same seed and
+            // directory always give the same new blocks.
+            rng: ChaCha8Rng::seed_from_u64(seed ^ u64::from(base.tip_height()).rotate_left(32)),
+            blocks: Vec::new(),
+            heights: HashMap::new(),
+            txs: HashMap::new(),
+            outputs,
+            spendable,
+            mempool: Vec::new(),
+            scripts,
+            extra_nonce: base.tip_height(),
+            block_without_mempool: None,
+            segwit,
+            custom_genesis: false,
+            base: Some(base),
+        })
+    }
+
+    /// Height of the first block held in memory (0 without a chain directory).
+    fn first_in_memory(&self) -> u32 {
+        self.base.as_ref().map_or(0, |b| b.tip_height() + 1)
+    }
+
+    /// Height the next block will have.
+    fn next_height(&self) -> u32 {
+        self.first_in_memory() + self.blocks.len() as u32
+    }
+
     /// Hash of block 0.
     pub fn genesis_hash(&self) -> Hash32 {
-        self.blocks[0].hash
+        match &self.base {
+            Some(base) => base.hash(0).unwrap_or_default(),
+            None => self.blocks[0].hash,
+        }
     }
 
     /// Height of the tip.
     pub fn height(&self) -> u32 {
-        (self.blocks.len() - 1) as u32
+        self.next_height() - 1
     }
 
     /// The tip block.
-    pub fn tip(&self) -> &SimBlock {
-        self.blocks.last().expect("a chain always has its genesis")
+    pub fn tip(&self) -> Cow<'_, SimBlock> {
+        self.block(self.height())
+            .expect("a chain always has its tip, in memory or in its directory")
     }
 
     /// The block at `height`.
-    pub fn block(&self, height: u32) -> Option<&SimBlock> {
-        self.blocks.get(height as usize)
+    pub fn block(&self, height: u32) -> Option<Cow<'_, SimBlock>> {
+        let first = self.first_in_memory();
+        if height >= first {
+            return self
+                .blocks
+                .get((height - first) as usize)
+                .map(Cow::Borrowed);
+        }
+        let base = self.base.as_ref()?;
+        let raw = match base.raw_block(height) {
+            Ok(raw) => raw?,
+            Err(e) => {
+                tracing::warn!(height, error = %e, "reading the chain directory failed");
+                return None;
+            }
+        };
+        let parsed = match self.coin.parse_block(&raw, Some(height)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(height, error = %e, "a chain directory block does not parse");
+                return None;
+            }
+        };
+        Some(Cow::Owned(SimBlock {
+            height,
+            hash: base.hash(height)?,
+            header: parsed.header,
+            txids: parsed.txs.iter().map(|t| t.txid).collect(),
+            raw,
+            time: base.time(height)?,
+        }))
+    }
+
+    /// The serialized block with `hash` on the active chain, without parsing it (the path
+    /// that serves an indexer's sync).
+    pub fn raw_block_by_hash(&self, hash: &Hash32) -> Option<Cow<'_, [u8]>> {
+        if let Some(h) = self.heights.get(hash) {
+            return self.block(*h).map(|b| match b {
+                Cow::Borrowed(b) => Cow::Borrowed(b.raw.as_slice()),
+                Cow::Owned(b) => Cow::Owned(b.raw),
+            });
+        }
+        let base = self.base.as_ref()?;
+        let height = base.height_of(hash)?;
+        match base.raw_block(height) {
+            Ok(raw) => raw.map(Cow::Owned),
+            Err(e) => {
+                tracing::warn!(height, error = %e, "reading the chain directory failed");
+                None
+            }
+        }
+    }
+
+    /// The header of the block at `height` as served, without parsing the whole block where
+    /// the coin's header length is fixed (P2P `getheaders` over a chain directory).
+    pub fn header_at(&self, height: u32) -> Option<Cow<'_, [u8]>> {
+        let first = self.first_in_memory();
+        if height >= first {
+            return self
+                .blocks
+                .get((height - first) as usize)
+                .map(|b| Cow::Borrowed(b.header.as_slice()));
+        }
+        let base = self.base.as_ref()?;
+        let header = match self.coin.header_len_at(height) {
+            Some(len) => base.block_prefix(height, len),
+            None => base.raw_block(height),
+        };
+        let raw = match header {
+            Ok(raw) => raw?,
+            Err(e) => {
+                tracing::warn!(height, error = %e, "reading the chain directory failed");
+                return None;
+            }
+        };
+        self.coin
+            .block_header(&raw, Some(height))
+            .ok()
+            .map(Cow::Owned)
+    }
+
+    /// The height of the block with `hash` on the active chain.
+    pub fn height_of(&self, hash: &Hash32) -> Option<u32> {
+        match self.heights.get(hash) {
+            Some(h) => Some(*h),
+            None => self.base.as_ref()?.height_of(hash),
+        }
     }
 
     /// The block with `hash` on the active chain.
-    pub fn block_by_hash(&self, hash: &Hash32) -> Option<&SimBlock> {
-        self.heights.get(hash).and_then(|h| self.block(*h))
+    pub fn block_by_hash(&self, hash: &Hash32) -> Option<Cow<'_, SimBlock>> {
+        let height = self.height_of(hash)?;
+        self.block(height)
+    }
+
+    /// The hash of the block at `height`, without reading it.
+    pub fn hash_at(&self, height: u32) -> Option<Hash32> {
+        let first = self.first_in_memory();
+        if height >= first {
+            return self.blocks.get((height - first) as usize).map(|b| b.hash);
+        }
+        self.base.as_ref()?.hash(height)
     }
 
     /// A transaction by txid, confirmed or in the mempool.
-    pub fn tx(&self, txid: &Hash32) -> Option<&SimTx> {
-        self.txs.get(txid)
+    pub fn tx(&self, txid: &Hash32) -> Option<Cow<'_, SimTx>> {
+        if let Some(tx) = self.txs.get(txid) {
+            return Some(Cow::Borrowed(tx));
+        }
+        let base = self.base.as_ref()?;
+        let (height, raw) = match base.raw_tx(txid) {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the chain directory failed");
+                return None;
+            }
+        };
+        let parsed = self.coin.parse_tx(&raw).ok()?;
+        Some(Cow::Owned(SimTx {
+            raw,
+            inputs: parsed.inputs,
+            outputs: parsed.outputs,
+            height: Some(height),
+            // Not kept in the directory; only mempool entries report fees.
+            fee: 0,
+        }))
+    }
+
+    /// Transactions held in memory: the mempool and blocks mined in this process (a chain
+    /// directory's transactions are on disk: see [`SimChain::tx`]).
+    pub fn all_txs(&self) -> impl Iterator<Item = (&Hash32, &SimTx)> {
+        self.txs.iter()
     }
 
     /// Mempool txids in arrival order (parents before children).
     pub fn mempool(&self) -> &[Hash32] {
         &self.mempool
-    }
-
-    /// Every transaction of the active chain and the mempool.
-    pub fn all_txs(&self) -> impl Iterator<Item = (&Hash32, &SimTx)> {
-        self.txs.iter()
     }
 
     /// Whether `outpoint` exists and who spends it (`Some(None)`: unspent).
@@ -321,10 +517,11 @@ impl SimChain {
                 continue;
             }
             if let Some(allowed) = &self.block_without_mempool {
+                // A transaction not in memory is a chain directory's: confirmed.
                 let confirmed = self
                     .txs
                     .get(&outpoint.txid)
-                    .is_some_and(|t| t.height.is_some());
+                    .is_none_or(|t| t.height.is_some());
                 if !confirmed && !allowed.contains(&outpoint.txid) {
                     skipped.push(outpoint);
                     continue;
@@ -429,7 +626,7 @@ impl SimChain {
                 txid,
                 vout: vout as u32,
             };
-            let at = height.unwrap_or(self.blocks.len() as u32);
+            let at = height.unwrap_or(self.next_height());
             if !self.coin.is_unspendable(&txout.script, at) && txout.value > 0 {
                 self.spendable.push(outpoint);
             }
@@ -460,7 +657,7 @@ impl SimChain {
         coinbase: Vec<(Hash32, Vec<u8>, Vec<OutPoint>, Vec<TxOut>, u64)>,
         time: u32,
     ) {
-        let height = self.blocks.len() as u32;
+        let height = self.next_height();
         for (txid, raw, inputs, outputs, fee) in coinbase {
             self.register(txid, raw, inputs, outputs, fee, Some(height));
         }
@@ -706,6 +903,12 @@ impl SimChain {
             return Err(SimError::ReorgTooDeep {
                 depth,
                 height: self.height(),
+            });
+        }
+        if self.base.is_some() && depth as usize > self.blocks.len() {
+            return Err(SimError::BelowChainDir {
+                depth,
+                above: self.blocks.len() as u32,
             });
         }
         let old_mempool = std::mem::take(&mut self.mempool);

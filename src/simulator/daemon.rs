@@ -1,5 +1,7 @@
 //! The simulator as an in-process [`DaemonApi`]: no HTTP, same answers as [`super::serve`].
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -71,7 +73,7 @@ impl DaemonApi for SimDaemon {
         self.sim.with_chain(|c| {
             heights
                 .map(|h| {
-                    c.block(h).map(|b| b.hash).ok_or(DaemonError::Rpc {
+                    c.hash_at(h).ok_or(DaemonError::Rpc {
                         code: -8,
                         message: "Block height out of range".into(),
                     })
@@ -83,7 +85,7 @@ impl DaemonApi for SimDaemon {
     async fn block(&self, hash: &Hash32) -> Result<Vec<u8>> {
         self.check()?;
         self.sim
-            .with_chain(|c| c.block_by_hash(hash).map(|b| b.raw.clone()))
+            .with_chain(|c| c.raw_block_by_hash(hash).map(Cow::into_owned))
             .ok_or(DaemonError::Rpc {
                 code: -5,
                 message: format!("Block not found: {}", hash_to_hex(hash)),

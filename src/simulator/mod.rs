@@ -4,6 +4,7 @@
 //! in-process ([`SimDaemon`]). It never replaces a real node in production.
 
 mod chain;
+pub mod chaindir;
 mod control;
 mod daemon;
 mod p2p;

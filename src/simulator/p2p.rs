@@ -126,7 +126,8 @@ async fn session(
                         missing.push((kind, hash));
                         continue;
                     }
-                    match sim.with_chain(|c| c.block_by_hash(&hash).map(|b| b.raw.clone())) {
+                    match sim.with_chain(|c| c.raw_block_by_hash(&hash).map(|raw| raw.into_owned()))
+                    {
                         Some(raw) => {
                             // Stream big answers instead of holding them all.
                             writer.write_all(&out).await?;
@@ -148,18 +149,16 @@ async fn session(
                 };
                 let payload = sim.with_chain(|c| {
                     // The fork point: the first locator hash on the active chain, else genesis.
-                    let fork = locator
-                        .iter()
-                        .find_map(|h| c.block_by_hash(h).map(|b| b.height))
-                        .unwrap_or(0);
+                    let fork = locator.iter().find_map(|h| c.height_of(h)).unwrap_or(0);
                     let mut headers = Vec::new();
                     let mut n = 0u64;
                     let mut height = fork + 1;
-                    while let Some(b) = c.block(height) {
-                        headers.extend_from_slice(&b.header);
+                    while let (Some(header), Some(hash)) = (c.header_at(height), c.hash_at(height))
+                    {
+                        headers.extend_from_slice(&header);
                         headers.push(0); // transaction count
                         n += 1;
-                        if n as usize == MAX_HEADERS || b.hash == stop {
+                        if n as usize == MAX_HEADERS || hash == stop {
                             break;
                         }
                         height += 1;

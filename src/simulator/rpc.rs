@@ -151,8 +151,8 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
             sim.with_chain(|c| {
                 u32::try_from(height)
                     .ok()
-                    .and_then(|h| c.block(h))
-                    .map(|b| json!(hash_to_hex(&b.hash)))
+                    .and_then(|h| c.hash_at(h))
+                    .map(|hash| json!(hash_to_hex(&hash)))
             })
             .ok_or((-8, "Block height out of range".into()))
         }
@@ -173,12 +173,11 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
             let hash = param_hash(params, 0)?;
             let verbosity = param_verbosity(params, 1, 1);
             sim.with_chain(|c| {
+                if verbosity == 0 {
+                    return c.raw_block_by_hash(&hash).map(|raw| json!(hex::encode(raw)));
+                }
                 let block = c.block_by_hash(&hash)?;
-                Some(if verbosity == 0 {
-                    json!(hex::encode(&block.raw))
-                } else {
-                    block_json(c, block.height, verbosity)
-                })
+                Some(block_json(c, block.height, verbosity))
             })
             .ok_or((-5, "Block not found".into()))
         }

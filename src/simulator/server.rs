@@ -166,8 +166,9 @@ async fn handle(
             .strip_prefix("/rest/block/")
             .and_then(|p| p.strip_suffix(".bin"))
         {
-            let raw = hash_from_hex(hash)
-                .and_then(|h| sim.with_chain(|c| c.block_by_hash(&h).map(|b| b.raw.clone())));
+            let raw = hash_from_hex(hash).and_then(|h| {
+                sim.with_chain(|c| c.raw_block_by_hash(&h).map(|raw| raw.into_owned()))
+            });
             return Ok(match raw {
                 Some(raw) => respond(StatusCode::OK, "application/octet-stream", raw),
                 None => respond(

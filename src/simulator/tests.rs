@@ -89,7 +89,7 @@ fn mempool_chains_double_spends_and_drops() {
 fn reorgs_replace_blocks_and_return_transactions() {
     let mut chain = tiny_chain(5, 30);
     let old_tip = chain.tip().hash;
-    let old_block = chain.block(29).unwrap().clone();
+    let old_block = chain.block(29).unwrap().into_owned();
     chain.reorg(2, 0, false).unwrap();
     assert_eq!(chain.height(), 28);
     for txid in old_block.txids.iter().skip(1) {
@@ -426,4 +426,178 @@ fn mine_mempool_confirms_exactly_the_mempool() {
     assert_eq!(chain.tip().txids[1], tx.txid);
     assert_eq!(chain.tx(&tx.txid).unwrap().height, Some(chain.height()));
     assert!(chain.mempool().is_empty());
+}
+
+mod chain_dirs {
+    use super::*;
+    use crate::simulator::chaindir::{
+        self, ChainDir, ChainDirError, Expect, GenerateOptions, HistoryProfile,
+    };
+
+    fn generate(dir: &std::path::Path, txs: u64, seed: u64) -> chaindir::ChainMeta {
+        let options = GenerateOptions {
+            txs,
+            blocks: Some(40),
+            seed,
+            profile: HistoryProfile::mainnet_history(),
+        };
+        chaindir::generate(dir, coin("Bitcoin", "regtest"), &options, |_| {}).unwrap()
+    }
+
+    fn files_of(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for sub in ["", "blocks", "txindex"] {
+            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file() && !p.ends_with("chain.json"))
+                .collect();
+            names.sort();
+            for p in names {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_bytes_and_exactly_the_transactions_asked_for() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let meta = generate(a.path(), 20_000, 5);
+        generate(b.path(), 20_000, 5);
+        generate(c.path(), 20_000, 6);
+        // Coinbases and genesis come on top of the transactions asked for.
+        assert_eq!(meta.txs, 20_000 + 40 + 1);
+        assert_eq!(meta.blocks, 41);
+        let strip =
+            |files: Vec<(String, Vec<u8>)>, root: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+                let root = root.display().to_string();
+                files
+                    .into_iter()
+                    .map(|(n, b)| (n.replacen(&root, "", 1), b))
+                    .collect()
+            };
+        assert_eq!(
+            strip(files_of(a.path()), a.path()),
+            strip(files_of(b.path()), b.path())
+        );
+        assert_ne!(
+            std::fs::read(a.path().join("index.bin")).unwrap(),
+            std::fs::read(c.path().join("index.bin")).unwrap()
+        );
+        // Unspent outputs per transaction track the profile's ratio (mainnet: ~0.15).
+        let ratio = meta.unspent_outputs as f64 / meta.txs as f64;
+        assert!((0.1..0.25).contains(&ratio), "{ratio}");
+    }
+
+    #[test]
+    fn every_block_and_transaction_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let coin = coin("Bitcoin", "regtest");
+        let meta = generate(dir.path(), 5_000, 2);
+        let chain = ChainDir::open(dir.path(), Arc::clone(&coin), &Expect::default()).unwrap();
+        assert_eq!(chain.tip_height() + 1, meta.blocks);
+        let mut txs = 0u64;
+        let mut prev = [0u8; 32];
+        for h in 0..=chain.tip_height() {
+            let raw = chain.raw_block(h).unwrap().unwrap();
+            let parsed = coin.parse_block(&raw, Some(h)).unwrap();
+            assert_eq!(parsed.hash, chain.hash(h).unwrap());
+            assert_eq!(coin.header_prev_hash(&parsed.header).unwrap(), prev);
+            prev = parsed.hash;
+            assert_eq!(Some(h), chain.height_of(&parsed.hash));
+            for tx in &parsed.txs {
+                let (height, raw) = chain.raw_tx(&tx.txid).unwrap().expect("indexed");
+                assert_eq!(height, h);
+                assert_eq!(coin.parse_tx(&raw).unwrap().txid, tx.txid);
+                txs += 1;
+            }
+        }
+        assert_eq!(txs, meta.txs);
+        assert!(chain.raw_tx(&[7; 32]).unwrap().is_none());
+    }
+
+    #[test]
+    fn another_chain_or_a_damaged_file_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let regtest = coin("Bitcoin", "regtest");
+        generate(dir.path(), 3_000, 3);
+        let wrong_seed = Expect {
+            seed: Some(4),
+            txs: None,
+        };
+        let e = ChainDir::open(dir.path(), Arc::clone(&regtest), &wrong_seed).unwrap_err();
+        assert!(matches!(e, ChainDirError::Mismatch { .. }), "{e}");
+        assert!(e.to_string().contains("seed 3"), "{e}");
+        let e = ChainDir::open(
+            dir.path(),
+            coin("BitcoinCash", "regtest"),
+            &Expect::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Bitcoin regtest"), "{e}");
+        // Generating into a directory that holds a chain is refused too.
+        let options = GenerateOptions {
+            txs: 10,
+            blocks: None,
+            seed: 3,
+            profile: HistoryProfile::mainnet_history(),
+        };
+        assert!(chaindir::generate(dir.path(), Arc::clone(&regtest), &options, |_| {}).is_err());
+
+        let blk = dir.path().join("blocks").join("blk00000.dat");
+        let len = std::fs::metadata(&blk).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&blk).unwrap();
+        file.set_len(len - 100).unwrap();
+        let e = ChainDir::open(dir.path(), Arc::clone(&regtest), &Expect::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("blk00000.dat") && e.to_string().contains("truncated"),
+            "{e}"
+        );
+
+        std::fs::remove_file(dir.path().join("chain.json")).unwrap();
+        let e = ChainDir::open(dir.path(), regtest, &Expect::default()).unwrap_err();
+        assert!(matches!(e, ChainDirError::Incomplete(_)), "{e}");
+    }
+
+    #[test]
+    fn a_chain_over_a_directory_serves_its_blocks_and_mines_on_top() {
+        let dir = tempfile::tempdir().unwrap();
+        let regtest = coin("Bitcoin", "regtest");
+        generate(dir.path(), 3_000, 9);
+        let base =
+            Arc::new(ChainDir::open(dir.path(), Arc::clone(&regtest), &Expect::default()).unwrap());
+        let tip = base.tip_height();
+        let mut chain =
+            SimChain::over_chain_dir(regtest, Profile::tiny(), 9, Arc::clone(&base)).unwrap();
+        assert_eq!(chain.height(), tip);
+        assert_eq!(chain.tip().hash, base.hash(tip).unwrap());
+        let some_tx = chain.block(tip / 2).unwrap().txids[1];
+        assert_eq!(chain.tx(&some_tx).unwrap().height, Some(tip / 2));
+        chain.mine(3, true).unwrap();
+        chain.add_mempool_txs(5).unwrap();
+        assert_eq!(chain.height(), tip + 3);
+        // The new blocks spend outputs the directory's pool kept.
+        let spends_below = chain
+            .block(tip + 1)
+            .unwrap()
+            .txids
+            .iter()
+            .skip(1)
+            .flat_map(|t| chain.tx(t).unwrap().inputs.clone())
+            .any(|o| {
+                chain
+                    .tx(&o.txid)
+                    .is_some_and(|p| p.height.is_some_and(|h| h <= tip))
+            });
+        assert!(spends_below);
+        chain.reorg(2, 3, true).unwrap();
+        assert_eq!(chain.height(), tip + 4);
+        let e = chain.reorg(6, 1, true).unwrap_err();
+        assert!(matches!(e, SimError::BelowChainDir { .. }), "{e}");
+    }
 }

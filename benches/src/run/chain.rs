@@ -105,13 +105,10 @@ fn next_coinbase(chain: &SimChain, height: &mut u32) -> anyhow::Result<(OutPoint
     while *height <= chain.height() {
         let h = *height;
         *height += 1;
-        let Some(txid) = chain.block(h).and_then(|b| b.txids.first()) else {
+        let Some(txid) = chain.block(h).and_then(|b| b.txids.first().copied()) else {
             continue;
         };
-        let outpoint = OutPoint {
-            txid: *txid,
-            vout: 0,
-        };
+        let outpoint = OutPoint { txid, vout: 0 };
         if chain.output_spender(&outpoint) == Some(None) {
             if let Some(out) = chain.output(&outpoint) {
                 return Ok((outpoint, out.value));
