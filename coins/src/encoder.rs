@@ -1,8 +1,9 @@
 //! Block encoder for chain simulators, driven by the same kinds as the parser.
 
 use crate::coin::GenericCoin;
+use crate::hash::{sha256d, sha256d_parts};
 use crate::header::HeaderLayout;
-use crate::params::{NetworkParams, TxFormat};
+use crate::params::{NetworkParams, TxFormat, TxidHash};
 use crate::reader::write_varint;
 use crate::script::push_data;
 use crate::{merkle_root, BlockEncoder, Coin, Error, Hash32, OutPoint, TxOut};
@@ -294,8 +295,19 @@ impl BlockEncoder for GenericEncoder {
         let segwit = self.segwit();
         let mut out = Vec::with_capacity(64 + inputs.len() * 110 + outputs.len() * 40);
         self.write_prefix(&mut out);
+        let prefix_len = out.len();
         if segwit {
             out.extend_from_slice(&[0x00, 0x01]);
+        }
+        // One dummy signature script (or witness) serves every input.
+        let mut unlock = Vec::new();
+        for item in [dummy_sig(), dummy_pubkey()] {
+            if segwit {
+                write_varint(&mut unlock, item.len() as u64);
+                unlock.extend_from_slice(&item);
+            } else {
+                push_data(&mut unlock, &item);
+            }
         }
         write_varint(&mut out, inputs.len() as u64);
         for i in inputs {
@@ -304,26 +316,39 @@ impl BlockEncoder for GenericEncoder {
             if segwit {
                 out.push(0);
             } else {
-                let mut s = Vec::new();
-                push_data(&mut s, &dummy_sig());
-                push_data(&mut s, &dummy_pubkey());
-                write_varint(&mut out, s.len() as u64);
-                out.extend_from_slice(&s);
+                write_varint(&mut out, unlock.len() as u64);
+                out.extend_from_slice(&unlock);
             }
             out.extend_from_slice(&0xffff_fffeu32.to_le_bytes());
         }
         Self::write_outputs(&mut out, outputs);
+        let witness_start = out.len();
         if segwit {
-            let mut wit = vec![2u8];
-            for item in [dummy_sig(), dummy_pubkey()] {
-                write_varint(&mut wit, item.len() as u64);
-                wit.extend_from_slice(&item);
-            }
             for _ in inputs {
-                out.extend_from_slice(&wit);
+                out.push(2);
+                out.extend_from_slice(&unlock);
             }
         }
         out.extend_from_slice(&0u32.to_le_bytes());
+        // Standard formats with SHA-256d txids are hashed here, without parsing back what was
+        // just written (the simulator's generator makes millions of these); the round-trip
+        // test checks both agree.
+        let p = self.coin.params();
+        if p.txid_hash == TxidHash::Sha256d
+            && matches!(self.format(), TxFormat::Legacy | TxFormat::Segwit)
+        {
+            let end = out.len();
+            let txid = if segwit {
+                sha256d_parts(&[
+                    &out[..prefix_len],
+                    &out[prefix_len + 2..witness_start],
+                    &out[end - 4..],
+                ])
+            } else {
+                sha256d(&out)
+            };
+            return Ok(EncodedTx { raw: out, txid });
+        }
         self.finish(out)
     }
 
@@ -486,6 +511,9 @@ mod tests {
             assert!(!parsed.is_coinbase, "{}", p.id());
             assert_eq!(parsed.inputs, spent, "{}", p.id());
             assert_eq!(parsed.outputs, outputs, "{}", p.id());
+            // The txid a spend reports is the one the parser computes (the encoder hashes
+            // standard formats itself rather than parsing what it wrote).
+            assert_eq!(parsed.txid, sp.txid, "{}", p.id());
         }
     }
 
