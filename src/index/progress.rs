@@ -88,6 +88,7 @@ impl Progress {
             info!(
                 height,
                 target,
+                txs = self.txs,
                 blocks_per_s = format!("{blocks_per_s:.1}"),
                 tx_per_s = format!("{tx_per_s:.0}"),
                 eta_s = eta.as_secs(),
