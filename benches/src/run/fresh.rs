@@ -118,16 +118,28 @@ pub async fn start_anode_defaults(
     ]);
     let raw = RawConfig::defaults().with_flags(flags);
     let config = Config::from_raw(&raw).context("default configuration")?;
-    let stack = anode::app::Stack::start(anode::app::StackOptions {
-        config,
-        coin,
-        daemon,
-        db_dir,
-        log: None,
-        progress_bar: false,
-    })
-    .await
-    .context("starting anode with default settings")?;
+    // The previous stack's last tasks may hold the database (RocksDB's LOCK) for a moment
+    // after its shutdown returned: try again for a few seconds.
+    let mut attempts = 0;
+    let stack = loop {
+        let started = anode::app::Stack::start(anode::app::StackOptions {
+            config: config.clone(),
+            coin: Arc::clone(&coin),
+            daemon: Arc::clone(&daemon),
+            db_dir: db_dir.clone(),
+            log: None,
+            progress_bar: false,
+        })
+        .await;
+        match started {
+            Ok(stack) => break stack,
+            Err(e) if attempts < 40 && format!("{e:#}").contains("lock") => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).context("starting anode with default settings"),
+        }
+    };
     let addrs: Vec<(Transport, SocketAddr)> = stack
         .server
         .lock()
