@@ -218,16 +218,15 @@ async fn raw_exchange(c: &mut Client, text: &str) -> Value {
     }
 }
 
-/// Connects and negotiates `version`; records the negotiation.
-pub async fn open_session(
+/// Connects, recording a failure to.
+async fn connect_or_record(
     rec: &mut Recorder,
     transport: Transport,
     addr: SocketAddr,
     host: &str,
-    version: &str,
 ) -> Option<Client> {
-    let mut c = match Client::connect(transport, addr, host).await {
-        Ok(c) => c,
+    match Client::connect(transport, addr, host).await {
+        Ok(c) => Some(c),
         Err(e) => {
             rec.check(
                 "connect",
@@ -236,9 +235,20 @@ pub async fn open_session(
                 "a connection",
                 &format!("{e:#}"),
             );
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Connects and negotiates `version`; records the negotiation.
+pub async fn open_session(
+    rec: &mut Recorder,
+    transport: Transport,
+    addr: SocketAddr,
+    host: &str,
+    version: &str,
+) -> Option<Client> {
+    let mut c = connect_or_record(rec, transport, addr, host).await?;
     let (request, got) = call(
         &mut c,
         "server.version",
@@ -1132,18 +1142,8 @@ pub async fn pipelined_negotiation(
     version: &str,
     script: Option<&crate::suite::Watched>,
 ) {
-    let mut c = match Client::connect(transport, addr, host).await {
-        Ok(c) => c,
-        Err(e) => {
-            rec.check(
-                "connect",
-                false,
-                &format!("{transport}://{addr}"),
-                "a connection",
-                &format!("{e:#}"),
-            );
-            return;
-        }
+    let Some(mut c) = connect_or_record(rec, transport, addr, host).await else {
+        return;
     };
     let mut calls = vec![
         (

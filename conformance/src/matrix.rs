@@ -229,13 +229,22 @@ pub async fn start_anode(
     })
     .await
     .context("starting anode")?;
+    let target = Target {
+        addrs: client_listeners(&stack),
+        host: "localhost".into(),
+    };
+    Ok((stack, target, db))
+}
+
+/// The stack's listeners a client can speak to (the admin RPC left out).
+pub fn client_listeners(stack: &Stack) -> Vec<(Transport, SocketAddr)> {
     let addrs: Vec<(ServiceKind, SocketAddr)> = stack
         .server
         .lock()
         .as_ref()
         .map(|s| s.local_addrs().to_vec())
         .unwrap_or_default();
-    let addrs = addrs
+    addrs
         .into_iter()
         .filter_map(|(kind, addr)| {
             let t = match kind {
@@ -247,12 +256,7 @@ pub async fn start_anode(
             };
             Some((t, addr))
         })
-        .collect();
-    let target = Target {
-        addrs,
-        host: "localhost".into(),
-    };
-    Ok((stack, target, db))
+        .collect()
 }
 
 /// Runs one cell.

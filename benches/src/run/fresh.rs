@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anode::config::{Config, RawConfig, ServiceKind};
+use anode::config::{Config, RawConfig};
 use anode::daemon::DaemonApi;
 use anode_conformance::client::{Client, Transport};
 use anyhow::Context;
@@ -140,24 +140,7 @@ pub async fn start_anode_defaults(
             Err(e) => return Err(e).context("starting anode with default settings"),
         }
     };
-    let addrs: Vec<(Transport, SocketAddr)> = stack
-        .server
-        .lock()
-        .as_ref()
-        .map(|s| s.local_addrs().to_vec())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(kind, addr)| {
-            let t = match kind {
-                ServiceKind::Tcp => Transport::Tcp,
-                ServiceKind::Ssl => Transport::Ssl,
-                ServiceKind::Ws => Transport::Ws,
-                ServiceKind::Wss => Transport::Wss,
-                _ => return None,
-            };
-            Some((t, addr))
-        })
-        .collect();
+    let addrs = anode_conformance::matrix::client_listeners(&stack);
     Ok(DefaultsServer {
         stack,
         addrs,
