@@ -1036,7 +1036,7 @@ pub async fn pipelined_state(s: &mut Session, selection: &Selection) {
         (unsubscribe.clone(), param.clone()),
     ];
     pipelined(s, &calls, |rec, answers| {
-        let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+        let request = described(&calls);
         rec.result_is(
             &subscribe,
             &request,
@@ -1062,7 +1062,7 @@ pub async fn pipelined_state(s: &mut Session, selection: &Selection) {
         (unsubscribe.clone(), param.clone()),
     ];
     pipelined(s, &calls, |rec, answers| {
-        let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+        let request = described(&calls);
         let same = answers[0].get("result").is_some()
             && answers[0].get("result") == answers[1].get("result");
         rec.check(
@@ -1087,7 +1087,7 @@ pub async fn pipelined_state(s: &mut Session, selection: &Selection) {
                 ("blockchain.outpoint.unsubscribe".to_string(), param.clone()),
             ];
             pipelined(s, &calls, |rec, answers| {
-                let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+                let request = described(&calls);
                 rec.result_is(
                     "blockchain.outpoint.subscribe",
                     &request,
@@ -1113,6 +1113,11 @@ pub async fn pipelined_state(s: &mut Session, selection: &Selection) {
             );
         }
     }
+}
+
+/// Pipelined calls as one value, for the report.
+fn described(calls: &[(String, Value)]) -> Value {
+    json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>())
 }
 
 async fn pipelined(
@@ -1161,7 +1166,7 @@ pub async fn pipelined_negotiation(
         };
         calls.push((method.to_string(), json!([param])));
     }
-    let request = json!(calls.iter().map(|(m, p)| json!([m, p])).collect::<Vec<_>>());
+    let request = described(&calls);
     match c.pipeline(&calls).await {
         Ok(answers) => {
             rec.result_is(

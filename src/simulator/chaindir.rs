@@ -173,14 +173,6 @@ impl HistoryProfile {
             exchange_share: 0.05,
         }
     }
-
-    /// The profile called `name`.
-    pub fn by_name(name: &str) -> Option<Self> {
-        match name {
-            "mainnet-history" | "mainnet" => Some(Self::mainnet_history()),
-            _ => None,
-        }
-    }
 }
 
 /// How many transactions (coinbases left out) blocks 1 to `height` hold, out of `total`

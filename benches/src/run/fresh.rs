@@ -118,8 +118,8 @@ pub async fn start_anode_defaults(
     ]);
     let raw = RawConfig::defaults().with_flags(flags);
     let config = Config::from_raw(&raw).context("default configuration")?;
-    // The previous stack's last tasks may hold the database (RocksDB's LOCK) for a moment
-    // after its shutdown returned: try again for a few seconds.
+    // The previous stack's last tasks may hold the database (RocksDB's LOCK, an engine's
+    // open handle) for a moment after its shutdown returned: try again for up to 20 s.
     let mut attempts = 0;
     let stack = loop {
         let started = anode::app::Stack::start(anode::app::StackOptions {
@@ -133,7 +133,7 @@ pub async fn start_anode_defaults(
         .await;
         match started {
             Ok(stack) => break stack,
-            Err(e) if attempts < 40 && format!("{e:#}").contains("lock") => {
+            Err(_) if attempts < 80 => {
                 attempts += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
