@@ -80,6 +80,68 @@ pub fn history_key(hashx: &HashX, tx_num: TxNum) -> Vec<u8> {
     key
 }
 
+/// Most tx numbers one `history` row holds. A flush writes one row per script it touched;
+/// an exchange-like script with millions of transactions in one flush is split so that no
+/// value grows past a few tens of kilobytes.
+pub const HISTORY_CHUNK_MAX: usize = 8192;
+
+/// The `history` row of `tx_nums` (ascending, non-empty): the first tx number goes in the
+/// key, so a single-transaction row has an empty value; the rest follow as LEB128 gaps.
+pub fn history_row(hashx: &HashX, tx_nums: &[TxNum]) -> (Vec<u8>, Vec<u8>) {
+    let first = tx_nums.first().copied().unwrap_or(0);
+    let mut value = Vec::with_capacity(tx_nums.len().saturating_sub(1) * 2);
+    let mut previous = first;
+    for &tx_num in tx_nums.iter().skip(1) {
+        write_varint(&mut value, tx_num - previous);
+        previous = tx_num;
+    }
+    (history_key(hashx, first), value)
+}
+
+/// The tx numbers of a `history` row, appended to `out`; `None` if the row is damaged (a gap
+/// of zero, an overlong varint, or a tx number past the 5-byte range).
+pub fn read_history_row(key: &[u8], value: &[u8], out: &mut Vec<TxNum>) -> Option<()> {
+    let mut tx_num = read_tx_num(key.get(HASHX_LEN..)?)?;
+    out.push(tx_num);
+    let mut rest = value;
+    while !rest.is_empty() {
+        let gap = read_varint(&mut rest)?;
+        if gap == 0 {
+            return None;
+        }
+        tx_num = tx_num.checked_add(gap).filter(|n| *n <= MAX_TX_NUM)?;
+        out.push(tx_num);
+    }
+    Some(())
+}
+
+/// Appends `n` as an unsigned LEB128 varint (7 bits per byte, low bits first).
+pub fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads an unsigned LEB128 varint from the front of `bytes` and advances past it; `None` if
+/// it is truncated or does not fit 64 bits.
+pub fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        let bits = u64::from(byte & 0x7f);
+        if i == 9 && bits > 1 {
+            return None;
+        }
+        n |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(n);
+        }
+    }
+    None
+}
+
 /// `utxo`: hashX + tx number + vout.
 pub fn utxo_key(hashx: &HashX, tx_num: TxNum, vout: u32) -> Vec<u8> {
     let mut key = Vec::with_capacity(HASHX_LEN + TX_NUM_LEN + 4);
@@ -151,6 +213,43 @@ mod tests {
         }
         assert!(tx_num_bytes(255) < tx_num_bytes(256));
         assert!(tx_num_bytes(1 << 32) > tx_num_bytes((1 << 32) - 1));
+    }
+
+    #[test]
+    fn varints_round_trip_and_damage_is_refused() {
+        for n in [0, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut bytes = Vec::new();
+            write_varint(&mut bytes, n);
+            bytes.push(0xaa);
+            let mut rest = &bytes[..];
+            assert_eq!(read_varint(&mut rest), Some(n));
+            assert_eq!(rest, &[0xaa]);
+        }
+        assert_eq!(read_varint(&mut &[0x80u8][..]), None);
+        assert_eq!(read_varint(&mut &[0xffu8; 11][..]), None);
+        assert_eq!(
+            read_varint(&mut &[0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02][..]),
+            None
+        );
+    }
+
+    #[test]
+    fn history_rows_round_trip_and_sort_by_first_tx_number() {
+        let hashx = [3u8; HASHX_LEN];
+        for tx_nums in [vec![7], vec![0, 1, 2], vec![5, 300, 1 << 33, MAX_TX_NUM]] {
+            let (key, value) = history_row(&hashx, &tx_nums);
+            assert_eq!(key, history_key(&hashx, tx_nums[0]));
+            let mut read = Vec::new();
+            read_history_row(&key, &value, &mut read).expect("decodes");
+            assert_eq!(read, tx_nums);
+        }
+        assert!(history_row(&hashx, &[9]).1.is_empty());
+        assert!(history_row(&hashx, &[9]).0 < history_row(&hashx, &[10, 11]).0);
+        let key = history_key(&hashx, 4);
+        assert_eq!(read_history_row(&key, &[0], &mut Vec::new()), None);
+        assert_eq!(read_history_row(&key, &[0x80], &mut Vec::new()), None);
+        let past_range = history_key(&hashx, MAX_TX_NUM);
+        assert_eq!(read_history_row(&past_range, &[1], &mut Vec::new()), None);
     }
 
     #[test]

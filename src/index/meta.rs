@@ -12,7 +12,7 @@ use crate::store_factory::{self, FactoryError, Tuning};
 
 /// The on-disk layout version this build reads and writes. Bump it with any change to a
 /// table's key or value layout.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_ENGINE: &[u8] = b"engine";
@@ -147,7 +147,10 @@ pub fn check_or_record(
         let advice = if found > wanted.schema_version {
             "it was made by a newer anode; run that version, or move the directory aside and resync"
         } else {
-            "it was made by an older anode; move the directory aside (or delete it) and resync"
+            "it was made by an older anode, whose layout this version cannot read or convert \
+             (schema 2 groups each script's history by flush and compacts undo records); stop \
+             anode, move the directory aside or delete it, and start again to re-index from \
+             the node"
         };
         return Err(MetaError::WrongSchema {
             path: path.to_path_buf(),

@@ -248,21 +248,7 @@ fn confirmed_history_from(
     from: TxNum,
     limit: usize,
 ) -> QueryResult<Vec<HistoryEntry>> {
-    let start = history_key(hashx, from);
-    let range = match anode_store::end_prefix(hashx) {
-        Some(end) => anode_store::KeyRange::between(&start, &end),
-        None => anode_store::KeyRange::from(&start),
-    };
-    let mut tx_nums = Vec::new();
-    for row in view.scan(HISTORY, range, Direction::Forward)? {
-        let (key, _) = row?;
-        if tx_nums.len() >= limit {
-            return Err(QueryError::HistoryTooLarge);
-        }
-        let tx_num = read_tx_num(&key[HASHX_LEN..])
-            .ok_or_else(|| QueryError::Corrupt("damaged history row".into()))?;
-        tx_nums.push(tx_num);
-    }
+    let tx_nums = history_tx_nums(view, hashx, from, limit)?;
     tx_nums
         .into_iter()
         .map(|tx_num| {
@@ -273,6 +259,43 @@ fn confirmed_history_from(
             })
         })
         .collect()
+}
+
+/// The tx numbers of `hashx`'s history from `from` on, at most `limit` of them (else
+/// `HistoryTooLarge`). A row holds one flush's tx numbers of the script, so the row keyed just
+/// before `from` may hold some of them too.
+fn history_tx_nums(
+    view: &dyn ReadView,
+    hashx: &HashX,
+    from: TxNum,
+    limit: usize,
+) -> QueryResult<Vec<TxNum>> {
+    let damaged = || QueryError::Corrupt("damaged history row".into());
+    let start = history_key(hashx, from);
+    let mut tx_nums = Vec::new();
+    if from > 0 {
+        let before = anode_store::KeyRange::between(&history_key(hashx, 0), &start);
+        if let Some(row) = view.scan(HISTORY, before, Direction::Reverse)?.next() {
+            let (key, value) = row?;
+            read_history_row(&key, &value, &mut tx_nums).ok_or_else(damaged)?;
+            tx_nums.retain(|n| *n >= from);
+        }
+    }
+    let range = match anode_store::end_prefix(hashx) {
+        Some(end) => anode_store::KeyRange::between(&start, &end),
+        None => anode_store::KeyRange::from(&start),
+    };
+    if tx_nums.len() > limit {
+        return Err(QueryError::HistoryTooLarge);
+    }
+    for row in view.scan(HISTORY, range, Direction::Forward)? {
+        let (key, value) = row?;
+        read_history_row(&key, &value, &mut tx_nums).ok_or_else(damaged)?;
+        if tx_nums.len() > limit {
+            return Err(QueryError::HistoryTooLarge);
+        }
+    }
+    Ok(tx_nums)
 }
 
 /// Confirmed history of `hashx`, at most `limit` entries (else `HistoryTooLarge`), through
@@ -687,6 +710,42 @@ mod tests {
             tx_counts: vec![1_000],
             tip_header: Vec::new(),
         }
+    }
+
+    #[test]
+    fn grouped_history_rows_are_read_from_any_tx_number() {
+        let store = MemoryStore::new(TABLES);
+        let hashx: HashX = [7; HASHX_LEN];
+        let other: HashX = [8; HASHX_LEN];
+        let mut batch = WriteBatch::new();
+        for (script, chunk) in [
+            (&hashx, &[0u64, 3, 5][..]),
+            (&hashx, &[8, 9]),
+            (&hashx, &[20]),
+            (&other, &[1, 4]),
+        ] {
+            let (key, value) = history_row(script, chunk);
+            batch.put(HISTORY, key, value);
+        }
+        store.write(batch, Durability::Sync).unwrap();
+        let read = |from, limit| history_tx_nums(&store, &hashx, from, limit);
+        assert_eq!(read(0, 100).unwrap(), vec![0, 3, 5, 8, 9, 20]);
+        assert_eq!(read(4, 100).unwrap(), vec![5, 8, 9, 20]);
+        assert_eq!(read(8, 100).unwrap(), vec![8, 9, 20]);
+        assert_eq!(read(10, 100).unwrap(), vec![20]);
+        assert_eq!(read(21, 100).unwrap(), Vec::<TxNum>::new());
+        assert_eq!(read(0, 6).unwrap().len(), 6);
+        assert!(matches!(read(0, 5), Err(QueryError::HistoryTooLarge)));
+        assert!(matches!(read(4, 3), Err(QueryError::HistoryTooLarge)));
+        assert_eq!(history_tx_nums(&store, &other, 2, 10).unwrap(), vec![4]);
+
+        let mut damaged = WriteBatch::new();
+        damaged.put(HISTORY, history_key(&other, 30), [0u8]);
+        store.write(damaged, Durability::Sync).unwrap();
+        assert!(matches!(
+            history_tx_nums(&store, &other, 0, 10),
+            Err(QueryError::Corrupt(_))
+        ));
     }
 
     #[test]

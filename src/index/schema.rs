@@ -18,7 +18,8 @@ pub const TX_COUNTS: &str = "tx_counts";
 pub const TX_HASHES: &str = "tx_hashes";
 /// txid prefix (8 B) + tx number → empty
 pub const TXID_INDEX: &str = "txid_index";
-/// hashX (11 B) + tx number → empty
+/// hashX (11 B) + first tx number → the script's later tx numbers of the same flush, as
+/// LEB128 gaps (empty for a single transaction)
 pub const HISTORY: &str = "history";
 /// hashX + tx number + vout (4 B BE) → value (8 B LE)
 pub const UTXO: &str = "utxo";

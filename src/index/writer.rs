@@ -590,7 +590,7 @@ impl IndexWriter {
             for hashx in &block_hashxs {
                 self.pending.history.push((*hashx, tx_num));
                 if let Some(undo) = undo.as_mut() {
-                    undo.history.push((*hashx, tx_num));
+                    undo.scripts.push(*hashx);
                 }
                 if self.collect_touched {
                     self.touched.scripts.insert(*hashx);
@@ -734,8 +734,18 @@ impl IndexWriter {
         for (prefix, tx_num) in txid_rows {
             batch.put(TXID_INDEX, txid_index_key_from_prefix(&prefix, tx_num), []);
         }
-        for (hashx, tx_num) in history {
-            batch.put(HISTORY, history_key(&hashx, tx_num), []);
+        // One row per script and flush (split past HISTORY_CHUNK_MAX): far fewer rows than
+        // one per (script, transaction), so B-tree engines carry less per-row overhead.
+        let mut chunk: Vec<TxNum> = Vec::new();
+        let mut rows = history.into_iter().peekable();
+        while let Some((hashx, tx_num)) = rows.next() {
+            chunk.push(tx_num);
+            let same_next = rows.peek().is_some_and(|(next, _)| *next == hashx);
+            if !same_next || chunk.len() == HISTORY_CHUNK_MAX {
+                let (key, value) = history_row(&hashx, &chunk);
+                batch.put(HISTORY, key, value);
+                chunk.clear();
+            }
         }
         for (hashx, tx_num, vout, value) in utxo_rows {
             let key = utxo_key(&hashx, tx_num, vout);
@@ -862,8 +872,8 @@ impl IndexWriter {
             batch.delete(TXID_INDEX, txid_index_key(txid, range.start + i as u64));
         }
         let mut touched = Touched::default();
-        for (hashx, tx_num) in &record.history {
-            batch.delete(HISTORY, history_key(hashx, *tx_num));
+        for hashx in &record.scripts {
+            truncate_history(self.store.as_ref(), &mut batch, hashx, range.start)?;
             touched.scripts.insert(*hashx);
         }
         for created in &record.created {
@@ -937,6 +947,37 @@ impl IndexWriter {
         self.blocks_since_take += 1;
         Ok(parent)
     }
+}
+
+/// Takes tx numbers from `from` on out of the `history` rows of `hashx`: rows that start there
+/// or later are deleted, the row that straddles `from` is rewritten without them.
+fn truncate_history(
+    view: &dyn ReadView,
+    batch: &mut WriteBatch,
+    hashx: &HashX,
+    from: TxNum,
+) -> IndexResult<()> {
+    let mut tx_nums = Vec::new();
+    for row in view.scan_prefix(HISTORY, hashx, Direction::Reverse)? {
+        let (key, value) = row?;
+        tx_nums.clear();
+        read_history_row(&key, &value, &mut tx_nums).ok_or_else(|| {
+            IndexError::Corrupt(format!("history row {} is damaged", hex::encode(&key)))
+        })?;
+        let keep = tx_nums.partition_point(|n| *n < from);
+        if keep == tx_nums.len() {
+            break;
+        }
+        if keep == 0 {
+            batch.delete(HISTORY, key);
+            continue;
+        }
+        // Same first tx number, so the same key: the put replaces the row.
+        let (key, value) = history_row(hashx, &tx_nums[..keep]);
+        batch.put(HISTORY, key, value);
+        break;
+    }
+    Ok(())
 }
 
 /// The hashX of a script hash.

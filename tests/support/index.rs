@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anode::daemon::DaemonApi;
-use anode::index::schema::{HASHX_LEN, TABLES, TX_HASHES, UTXO};
+use anode::index::keys::{history_key, read_history_row};
+use anode::index::schema::{HASHX_LEN, HISTORY, TABLES, TX_HASHES, UTXO};
 use anode::index::{IndexWriter, Indexer, Progress, SyncOptions, WriterOptions};
 use anode::simulator::{Profile, SimChain, SimDaemon, Simulator};
 use anode::store_factory::{available_engines, open_store, Tuning};
@@ -85,7 +86,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Every row of every table.
+/// Every row of every table, `history` expanded to one row per (script, tx number).
 pub fn dump(store: &dyn Store) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
     let mut rows = BTreeMap::new();
     for table in TABLES {
@@ -94,6 +95,23 @@ pub fn dump(store: &dyn Store) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
             .expect("scan")
         {
             let (key, value) = row.expect("row");
+            if table.name == HISTORY {
+                // A history row holds one flush's tx numbers of a script, so where the rows
+                // split depends on when flushes happened: compare one logical row per
+                // (script, tx number) instead.
+                let mut tx_nums = Vec::new();
+                read_history_row(&key, &value, &mut tx_nums).expect("a readable history row");
+                for tx_num in tx_nums {
+                    rows.insert(
+                        (
+                            table.name,
+                            history_key(&key[..HASHX_LEN].try_into().expect("hashX"), tx_num),
+                        ),
+                        Vec::new(),
+                    );
+                }
+                continue;
+            }
             rows.insert((table.name, key), value);
         }
     }
