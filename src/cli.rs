@@ -73,6 +73,10 @@ pub fn command() -> Command {
             .subcommand(Command::new("example").about("Print a configuration file with every option commented out at its default")),
     )
     .subcommand(rpc_command())
+    .subcommand(
+        Command::new("compact")
+            .about("Compact the index at DB_DIRECTORY, with the server stopped: LMDB drops the free pages its file keeps after the initial sync, RocksDB compacts, SQLite vacuums"),
+    )
     .arg_required_else_help(false)
     .disable_help_subcommand(true)
     .after_help("Without a subcommand, anode runs the server.")
@@ -160,6 +164,7 @@ pub fn main() -> anyhow::Result<()> {
             crate::output::print_config(&raw);
             Ok(())
         }
+        Some(("compact", _)) => compact(&config),
         Some(("demo", sub)) => {
             let profile_name = sub.get_one::<String>("profile").expect("has a default");
             let options = crate::demo::DemoOptions {
@@ -182,6 +187,48 @@ pub fn main() -> anyhow::Result<()> {
         }
         _ => runtime()?.block_on(crate::app::serve(config, log)),
     }
+}
+
+/// `anode compact`: compacts the index database in place (the server must be stopped; the
+/// directory lock makes a running one a clear error).
+fn compact(config: &Config) -> anyhow::Result<()> {
+    use anode_store::marker::MARKER_FILE;
+    let db_dir = config
+        .db_directory
+        .as_ref()
+        .context("set DB_DIRECTORY (or db_directory) to the index to compact")?;
+    let marker = db_dir.join(MARKER_FILE);
+    let found = std::fs::read_to_string(&marker).with_context(|| {
+        format!(
+            "{} holds no anode database (no {MARKER_FILE})",
+            db_dir.display()
+        )
+    })?;
+    let engine = found.trim();
+    if let Some(wanted) = config.db_engine.as_deref() {
+        if wanted != engine {
+            bail!(
+                "DB_ENGINE is {wanted} but {} holds a {engine} database",
+                db_dir.display()
+            );
+        }
+    }
+    tracing::info!(engine, path = %db_dir.display(), "compacting the index");
+    let started = Instant::now();
+    let tuning = crate::store_factory::Tuning {
+        cache_mb: config.cache_mb,
+    };
+    let report =
+        crate::store_factory::compact(engine, db_dir, crate::index::schema::TABLES, tuning)
+            .with_context(|| format!("compacting {}", db_dir.display()))?;
+    crate::output::print_text(&format!(
+        "compacted the {engine} index at {}: {} -> {} MB in {:.0} s\n",
+        db_dir.display(),
+        report.before >> 20,
+        report.after >> 20,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> anyhow::Result<()> {

@@ -141,6 +141,43 @@ pub fn open_store(
     }
 }
 
+/// Disk bytes of a database before and after [`compact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactReport {
+    /// bytes before
+    pub before: u64,
+    /// bytes after
+    pub after: u64,
+}
+
+/// Compacts the database of `engine` at `path` with no store open on it (`anode compact`):
+/// LMDB copies its live pages to a new file that replaces the old one (LMDB never shrinks its
+/// file by itself); RocksDB compacts every column family; SQLite runs VACUUM. The directory is
+/// locked throughout, so a running server makes this fail instead of racing it.
+pub fn compact(
+    engine: &str,
+    path: &Path,
+    tables: &[Table],
+    tuning: Tuning,
+) -> Result<CompactReport, FactoryError> {
+    let before = anode_store::marker::disk_usage(path)?;
+    match engine {
+        #[cfg(feature = "lmdb")]
+        "lmdb" => {
+            let _ = (tables, tuning);
+            anode_store_lmdb::compact_in_place(path, &anode_store_lmdb::LmdbOptions::default())?;
+        }
+        _ => {
+            let store = open_store(engine, path, tables, tuning)?;
+            store.compact()?;
+        }
+    }
+    Ok(CompactReport {
+        before,
+        after: anode_store::marker::disk_usage(path)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,18 @@ fn server(node: &str, db: &std::path::Path, metrics: &str) -> Child {
         .expect("anode")
 }
 
+/// `anode compact` on `db`, as an operator runs it.
+fn compact(db: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_anode"))
+        .arg("compact")
+        .env("COIN", "Bitcoin")
+        .env("NET", "regtest")
+        .env("DB_DIRECTORY", db)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("anode compact")
+}
+
 fn height_in(line: &str) -> Option<u32> {
     let at = line.find("height=")? + "height=".len();
     let digits: String = line[at..]
@@ -195,9 +207,38 @@ fn a_signal_during_the_initial_sync_flushes_and_the_next_start_resumes() {
     );
     let caught_up = wait_for(&lines, "caught up", Duration::from_secs(180));
     assert_eq!(height_in(&caught_up), Some(BLOCKS), "{caught_up}");
+    // `anode compact` refuses a database a running server holds...
+    let busy = compact(&db);
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        !busy.status.success() && stderr.contains("in use"),
+        "{stderr}"
+    );
     signal(&second, "TERM");
     let status = wait_exit(&mut second, Duration::from_secs(60));
     assert!(status.success(), "exit status {status} after SIGTERM");
+
+    // ...compacts it once the server is stopped, and the next start finds it whole.
+    let done = compact(&db);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success() && stdout.contains("compacted"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let mut third = server(&node_url, &db, &format!("127.0.0.1:{}", free_port()));
+    let lines = lines_of(&mut third);
+    let opened = wait_for(&lines, "index opened", Duration::from_secs(60));
+    assert_eq!(height_in(&opened), Some(BLOCKS), "{opened}");
+    signal(&third, "TERM");
+    let status = wait_exit(&mut third, Duration::from_secs(60));
+    assert!(status.success(), "exit status {status} after SIGTERM");
+    let nothing = compact(&dir.path().join("none"));
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr).contains("holds no anode database"),
+        "{}",
+        String::from_utf8_lossy(&nothing.stderr)
+    );
     let _ = node.kill();
     let _ = node.wait();
 }

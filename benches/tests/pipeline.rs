@@ -181,25 +181,19 @@ fn all_runs_every_workload_and_writes_the_report() {
     }
 }
 
-/// `anode-bench peer` against a running anode over a simulated chain, its targets read from
-/// the simulator's RPC as from any node's.
-#[test]
-fn peer_mode_runs_the_client_workloads_against_a_server() {
-    if run::engines().is_empty() {
-        return;
-    }
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let coin = anode_coins::lookup("Bitcoin", "regtest").expect("regtest");
-    // A third size beyond the whole mainnet-like part (~4,300 transactions): the hot segment
-    // makes it, the server indexes it, and its every answer must list all 5,000 transactions.
-    let mut plan = Plan::by_name("tiny").expect("tiny");
-    plan.history_sizes = vec![10, 100, 5_000];
-    plan.heavy_history_one_request_above = Some(1);
-    let (chain, facts) =
-        run::chain::build_chain(std::sync::Arc::clone(&coin), 5, 2_000, &plan.history_sizes)
-            .expect("chain");
-    assert!(facts.hot_sizes.contains(&5_000), "{facts:?}");
-    assert_eq!(facts.hot_txs, facts.hot_sizes.iter().sum::<u64>());
+/// An anode over a simulated chain: the simulator's RPC, the running stack and its TCP port.
+struct Served {
+    node: anode::simulator::SimServer,
+    stack: std::sync::Arc<anode::app::Stack>,
+    addr: std::net::SocketAddr,
+    _db: tempfile::TempDir,
+}
+
+fn serve_chain(
+    runtime: &tokio::runtime::Runtime,
+    chain: anode::simulator::SimChain,
+    coin: std::sync::Arc<dyn anode_coins::Coin>,
+) -> Served {
     let sim = anode::simulator::Simulator::new(chain);
     let node = runtime
         .block_on(anode::simulator::serve(
@@ -235,6 +229,35 @@ fn peer_mode_runs_the_client_workloads_against_a_server() {
         .as_ref()
         .and_then(|s| s.local_addr(anode::config::ServiceKind::Tcp))
         .expect("tcp");
+    Served {
+        node,
+        stack,
+        addr,
+        _db: db,
+    }
+}
+
+/// `anode-bench peer` against a running anode over a simulated chain, its targets read from
+/// the simulator's RPC as from any node's.
+#[test]
+fn peer_mode_runs_the_client_workloads_against_a_server() {
+    if run::engines().is_empty() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let coin = anode_coins::lookup("Bitcoin", "regtest").expect("regtest");
+    // A third size beyond the whole mainnet-like part (~4,300 transactions): the hot segment
+    // makes it, the server indexes it, and its every answer must list all 5,000 transactions.
+    let mut plan = Plan::by_name("tiny").expect("tiny");
+    plan.history_sizes = vec![10, 100, 5_000];
+    plan.heavy_history_one_request_above = Some(1);
+    let (chain, facts) =
+        run::chain::build_chain(std::sync::Arc::clone(&coin), 5, 2_000, &plan.history_sizes)
+            .expect("chain");
+    assert!(facts.hot_sizes.contains(&5_000), "{facts:?}");
+    assert_eq!(facts.hot_txs, facts.hot_sizes.iter().sum::<u64>());
+    let served = serve_chain(&runtime, chain, coin);
+    let (node, addr) = (&served.node, served.addr);
     let out = tempfile::tempdir().expect("tempdir");
     // `run_peer` has a runtime of its own: call it off this one's threads.
     let report = std::thread::scope(|s| {
@@ -275,5 +298,56 @@ fn peer_mode_runs_the_client_workloads_against_a_server() {
         (plan.storm_sessions * plan.storm_scripts) as u64
     );
     assert_well_formed_svg(&out.path().join("latency_p99.svg"));
-    runtime.block_on(stack.shutdown());
+    runtime.block_on(served.stack.shutdown());
+}
+
+/// `anode-bench cold` against a running anode: every method at every session count answers
+/// each of its random targets, and the history lengths split off the small scripts.
+#[test]
+fn cold_mode_times_random_targets_of_the_whole_chain() {
+    if run::engines().is_empty() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let coin = anode_coins::lookup("Bitcoin", "regtest").expect("regtest");
+    let (chain, _) =
+        run::chain::build_chain(std::sync::Arc::clone(&coin), 9, 1_500, &[]).expect("chain");
+    let served = serve_chain(&runtime, chain, std::sync::Arc::clone(&coin));
+    let options = run::cold::ColdOptions {
+        server: served.addr.to_string(),
+        daemon_url: format!("http://{}", served.node.addr),
+        targets_per_cell: 30,
+        sessions: vec![1, 4],
+        seed: 3,
+        drop_caches: false,
+        small_history: 100,
+    };
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = std::thread::scope(|s| {
+        s.spawn(|| run::run_cold_command(&options, coin, out.path()))
+            .join()
+            .expect("cold thread")
+    })
+    .expect("cold run");
+    let raw = std::fs::read(out.path().join("cold.json")).expect("cold.json");
+    let result: run::cold::ColdResult = serde_json::from_slice(&raw).expect("parses");
+    assert_eq!(result.cells.len(), run::cold::METHODS.len() * 2);
+    for cell in &result.cells {
+        assert_eq!(cell.latency.count, 30, "{cell:?}");
+        assert_eq!(cell.errors, 0, "{cell:?}");
+        assert!(!cell.cache_dropped);
+        match (&cell.small, cell.method.ends_with("get_merkle")) {
+            (None, true) => {}
+            // Every script of a 1,500-transaction chain but the few reused ones is small.
+            (Some(small), false) => assert!(small.count > 0 && small.count <= 30, "{cell:?}"),
+            _ => panic!("small split wrong: {cell:?}"),
+        }
+    }
+    let text = std::fs::read_to_string(report).expect("cold.md");
+    assert!(
+        text.contains("| scripthash.get_history | 4 | 30 |"),
+        "{text}"
+    );
+    assert!(text.contains("**not** dropped"), "{text}");
+    runtime.block_on(served.stack.shutdown());
 }

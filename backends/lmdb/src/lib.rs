@@ -13,10 +13,12 @@
 //! Keys are 1..=511 bytes, LMDB's compiled-in limit, which `WriteBatch::validate` enforces for
 //! every engine. This crate depends on `anode-store` and `heed` only, never on `anode`.
 
+mod compact;
 mod options;
 mod snapshot;
 mod store;
 
+pub use compact::{compact_in_place, Compacted};
 pub use options::LmdbOptions;
 pub use snapshot::LmdbSnapshot;
 pub use store::LmdbStore;

@@ -47,6 +47,8 @@ pub struct LmdbStore {
     writer: Mutex<bool>,
     pub(crate) env: Env<WithoutTls>,
     tables: Vec<Table>,
+    /// Held while the store is open (`marker::lock_dir`); dropped after the engine's handles.
+    _lock: marker::DirLock,
     path: PathBuf,
     pub(crate) options: LmdbOptions,
 }
@@ -55,7 +57,7 @@ pub(crate) fn lmdb_err(e: heed::Error) -> Error {
     Error::backend(ENGINE, e)
 }
 
-fn round_up(n: usize) -> usize {
+pub(crate) fn round_up(n: usize) -> usize {
     n.div_ceil(MAP_ALIGN).saturating_mul(MAP_ALIGN)
 }
 
@@ -78,6 +80,7 @@ impl LmdbStore {
     /// Opens (creating if absent) the LMDB store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: LmdbOptions) -> Result<LmdbStore> {
         marker::prepare_dir(path, ENGINE)?;
+        let lock = marker::lock_dir(path)?;
         if tables.len() > options.max_dbs as usize {
             return Err(Error::Open {
                 path: path.to_path_buf(),
@@ -118,6 +121,7 @@ impl LmdbStore {
         wtxn.commit().map_err(lmdb_err)?;
 
         Ok(LmdbStore {
+            _lock: lock,
             dbs,
             gate: RwLock::new(()),
             resize_pending: AtomicBool::new(false),

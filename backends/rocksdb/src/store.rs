@@ -63,6 +63,8 @@ fn bulk_settings(options: &RocksOptions) -> Vec<(&'static str, String, String)> 
 pub struct RocksStore {
     db: DB,
     tables: Vec<Table>,
+    /// Held while the store is open (`marker::lock_dir`); dropped after the engine's handles.
+    _lock: marker::DirLock,
     path: PathBuf,
     options: RocksOptions,
     bulk: Mutex<bool>,
@@ -74,6 +76,7 @@ impl RocksStore {
     /// Opens (creating if absent) the RocksDB store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: RocksOptions) -> Result<RocksStore> {
         marker::prepare_dir(path, ENGINE)?;
+        let lock = marker::lock_dir(path)?;
         let cache = Cache::new_lru_cache(options.block_cache_bytes).map_err(rocks_err)?;
 
         let mut db_opts = Options::default();
@@ -104,6 +107,7 @@ impl RocksStore {
         }
         let db = DB::open_cf_descriptors(&db_opts, path, families).map_err(rocks_err)?;
         Ok(RocksStore {
+            _lock: lock,
             db,
             tables: tables.to_vec(),
             path: path.to_path_buf(),

@@ -41,6 +41,8 @@ pub struct SqliteStore {
     pub(crate) idle_readers: Mutex<Vec<Connection>>,
     pub(crate) sql: Vec<TableSql>,
     tables: Vec<Table>,
+    /// Held while the store is open (`marker::lock_dir`); dropped after the engine's handles.
+    _lock: marker::DirLock,
     path: PathBuf,
     pub(crate) options: SqliteOptions,
 }
@@ -49,6 +51,7 @@ impl SqliteStore {
     /// Opens (creating if absent) the SQLite store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: SqliteOptions) -> Result<SqliteStore> {
         marker::prepare_dir(path, ENGINE)?;
+        let lock = marker::lock_dir(path)?;
         let file = path.join(DB_FILE);
         let conn = Connection::open_with_flags(
             &file,
@@ -90,6 +93,7 @@ impl SqliteStore {
         conn.execute_batch(&create).map_err(sqlite_err)?;
 
         Ok(SqliteStore {
+            _lock: lock,
             writer: Mutex::new(Writer {
                 conn,
                 durability: Durability::Sync,

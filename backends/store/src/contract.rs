@@ -412,6 +412,32 @@ pub fn reopen_after_clean_close(backend: &Backend) {
     assert_eq!(all(&*store, B, Direction::Forward).len(), 1000);
 }
 
+/// A database open in one store is refused to a second open (from this process or another)
+/// until the first is dropped: two writers would each trust their own view of the index.
+pub fn a_second_open_is_refused_while_the_first_is_open(backend: &Backend) {
+    if !backend.persistent {
+        return;
+    }
+    let dir = temp_dir(backend);
+    let store = open(backend, dir.path(), TABLES);
+    put_all(&*store, A, &[(b"k", b"v")]);
+    match (backend.open)(dir.path(), TABLES) {
+        Ok(_) => panic!(
+            "{}: a second open of an open database succeeded",
+            backend.name
+        ),
+        Err(e) => assert!(
+            e.to_string().contains("in use"),
+            "{}: the refusal does not say the database is in use: {e}",
+            backend.name
+        ),
+    }
+    assert_eq!(store.get(A, b"k").expect("get"), Some(b"v".to_vec()));
+    drop(store);
+    let store = open(backend, dir.path(), TABLES);
+    assert_eq!(store.get(A, b"k").expect("get"), Some(b"v".to_vec()));
+}
+
 /// A snapshot keeps seeing the state it was taken at while the store moves on.
 pub fn snapshots_are_isolated_from_later_commits(backend: &Backend) {
     let dir = temp_dir(backend);
@@ -897,6 +923,7 @@ macro_rules! store_contract_tests {
                 delete_range_removes_exactly_the_range,
                 reverse_scans_mirror_forward_scans,
                 reopen_after_clean_close,
+                a_second_open_is_refused_while_the_first_is_open,
                 snapshots_are_isolated_from_later_commits,
                 concurrent_readers_see_whole_batches,
                 large_values_round_trip,

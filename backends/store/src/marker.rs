@@ -87,6 +87,41 @@ fn write_marker(path: &Path, engine: &str) -> Result<()> {
     Ok(())
 }
 
+/// Name of the file, inside a database directory, that an open store holds locked.
+pub const LOCK_FILE: &str = "anode.lock";
+
+/// An exclusive lock on a database directory, held for as long as a store has it open: a
+/// second open, from another process or this one, is refused instead of two writers (or an
+/// offline compaction and a server) working on the same files. The OS releases it when the
+/// process dies, so a crash never leaves a stale lock.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+/// Locks the database directory `path` (which must exist).
+pub fn lock_dir(path: &Path) -> Result<DirLock> {
+    let lock_path = path.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock { _file: file }),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Open {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is in use: another anode process (or another open store in this one) \
+                 holds {LOCK_FILE}; stop it first"
+            ),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
 /// Bytes used by the files under `path`, recursively.
 pub fn disk_usage(path: &Path) -> Result<u64> {
     let mut total = 0;
@@ -106,6 +141,16 @@ pub fn disk_usage(path: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_directory_is_refused_until_the_lock_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_dir(dir.path()).unwrap();
+        let err = lock_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(first);
+        lock_dir(dir.path()).unwrap();
+    }
 
     #[test]
     fn marker_is_written_once_and_checked() {

@@ -4,11 +4,13 @@
 //! cargo run -p anode-benches --release --all-features -- all --profile small
 //! cargo run -p anode-benches --release --all-features -- peer --server HOST:PORT \
 //!     --scripts-from-daemon http://user:pass@HOST:PORT/
+//! cargo run -p anode-benches --release --all-features -- cold --server HOST:PORT \
+//!     --daemon http://user:pass@HOST:PORT/
 //! ```
 
 use std::path::PathBuf;
 
-use anode_benches::run::{self, plan::Plan, say, AllOptions, TargetSource};
+use anode_benches::run::{self, cold::ColdOptions, plan::Plan, say, AllOptions, TargetSource};
 use anyhow::{bail, Context};
 use clap::{Arg, ArgMatches, Command};
 
@@ -61,6 +63,20 @@ fn main() -> anyhow::Result<()> {
                 .arg(Arg::new("scripts-file").long("scripts-file").help("targets.json written by `all` (same chain, same seed)"))
                 .arg(profile_arg())
                 .arg(Arg::new("out").long("out").default_value("target/bench-report/peer")),
+        )
+        .subcommand(
+            Command::new("cold")
+                .about("p50/p99 of get_history, get_balance, listunspent and get_merkle for random scripts of the whole chain, each cell on a dropped page cache (root)")
+                .arg(Arg::new("server").long("server").required(true).help("HOST:PORT of the Electrum server (plain TCP)"))
+                .arg(Arg::new("daemon").long("daemon").required(true).help("node RPC URL whose chain the server indexes; targets are drawn from its blocks"))
+                .arg(Arg::new("coin").long("coin").default_value("Bitcoin"))
+                .arg(Arg::new("net").long("net").default_value("regtest"))
+                .arg(Arg::new("targets").long("targets").default_value("1000").help("random targets per cell"))
+                .arg(Arg::new("sessions").long("sessions").default_value("1,64").help("comma-separated session counts"))
+                .arg(Arg::new("small-history").long("small-history").default_value("100").help("also report scripts with at most this many transactions"))
+                .arg(seed_arg())
+                .arg(Arg::new("keep-cache").long("keep-cache").action(clap::ArgAction::SetTrue).help("do not drop the page cache before each cell"))
+                .arg(Arg::new("out").long("out").default_value("target/bench-report/cold")),
         )
         .subcommand(
             Command::new("engine")
@@ -118,6 +134,27 @@ fn main() -> anyhow::Result<()> {
             let server = parse::<String>(m, "server")?;
             let out = PathBuf::from(parse::<String>(m, "out")?);
             let path = run::run_peer(&server, &source, &plan, &out, &command_line)?;
+            say(&format!("report: {}", path.display()));
+        }
+        Some(("cold", m)) => {
+            let sessions = parse::<String>(m, "sessions")?
+                .split(',')
+                .map(|s| s.trim().parse::<usize>().context("--sessions"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let options = ColdOptions {
+                server: parse(m, "server")?,
+                daemon_url: parse(m, "daemon")?,
+                targets_per_cell: parse(m, "targets")?,
+                sessions,
+                seed: parse(m, "seed")?,
+                drop_caches: !m.get_flag("keep-cache"),
+                small_history: parse(m, "small-history")?,
+            };
+            let coin =
+                anode_coins::lookup(&parse::<String>(m, "coin")?, &parse::<String>(m, "net")?)
+                    .context("--coin/--net")?;
+            let out = PathBuf::from(parse::<String>(m, "out")?);
+            let path = run::run_cold_command(&options, coin, &out)?;
             say(&format!("report: {}", path.display()));
         }
         Some(("engine", m)) => {

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod client;
+pub mod cold;
 pub mod engine;
 pub mod fresh;
 pub mod machine;
@@ -226,6 +227,33 @@ pub enum TargetSource {
     File(PathBuf),
     /// the chain read from a node's RPC
     Daemon(String),
+}
+
+/// `anode-bench cold`: queries on random targets of the whole chain, each cell on a dropped
+/// page cache; writes `cold.md` and `cold.json` into `out` and returns the Markdown's path.
+pub fn run_cold_command(
+    options: &cold::ColdOptions,
+    coin: Arc<dyn anode_coins::Coin>,
+    out: &Path,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("runtime")?;
+    let daemon = RpcDaemon::new(RpcDaemonOptions {
+        urls: vec![options.daemon_url.clone()],
+        ..RpcDaemonOptions::default()
+    })
+    .context("daemon client")?;
+    let result = runtime.block_on(cold::run_cold(options, &daemon, coin, |c| {
+        say(&format!(
+            "cold {} x{}: p50 {:.2} ms p99 {:.2} ms ({} errors)",
+            c.method, c.sessions, c.latency.p50_ms, c.latency.p99_ms, c.errors
+        ))
+    }))?;
+    write_json(&out.join("cold.json"), &result)?;
+    let path = out.join("cold.md");
+    std::fs::write(&path, cold::markdown(&result))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// `anode-bench peer`: the query and storm workloads against any Electrum server.
