@@ -1,6 +1,7 @@
-//! Generates one `#[test]` per real vector file in `../../shared/vectors` so that
-//! `cargo test` names every vector (tests/vectors.rs includes the generated file).
-//! When the folder is missing, a single test is generated that fails and says so.
+//! Generates one `#[test]` per real vector file in the vector directory beside the repository
+//! checkout (docs/coins.md, Vector status) so that `cargo test` names every vector
+//! (tests/vectors.rs includes the generated file). When the folder is missing, a single test is
+//! generated that fails and says so.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -17,8 +18,8 @@ fn ident(stem: &str) -> String {
         .collect()
 }
 
-/// Embeds every `networks/*.toml` (families in COINS.md §5.1 order first, then any
-/// other file by name): a new data file needs no Rust change.
+/// Embeds every `networks/*.toml` (families in the order of docs/coins.md, Families, first, then
+/// any other file by name): a new data file needs no Rust change.
 fn embed_networks(manifest: &std::path::Path, out_dir: &std::path::Path) {
     const ORDER: &[&str] = &[
         "bitcoin",

@@ -393,7 +393,7 @@ fn chain_dir(
     ChainDir::open(dir, coin, &expect).with_context(|| format!("opening {}", dir.display()))
 }
 
-/// `anode rpc`: one subcommand per admin command (PROTOCOL.md §8), arguments shaped like
+/// `anode rpc`: one subcommand per admin command (docs/admin.md), arguments shaped like
 /// `electrumx_rpc`'s.
 fn rpc_command() -> Command {
     let ids = |help: &'static str| {

@@ -1,5 +1,6 @@
 //! The daemon client against a real node: the Bitcoin SV regtest node from its PyPI wheel
-//! (installed by scripts/install-bsv-node; REAL-NODE.md in the project's reference material).
+//! (installed by scripts/install-bsv-node; docs/real-node.md, The Bitcoin SV regtest node of the
+//! tests).
 
 // Tests report measured speeds on stderr (shown with --nocapture); they assert nothing on them.
 #![allow(clippy::print_stderr)]

@@ -1,5 +1,5 @@
-//! Notifications (PROTOCOL.md §5) after blocks, mempool changes and reorgs, driven through
-//! the simulator and the reference query.
+//! Notifications (docs/protocol.md, Notifications) after blocks, mempool changes and reorgs,
+//! driven through the simulator and the reference query.
 
 #[path = "server_common.rs"]
 mod common;

@@ -1,5 +1,6 @@
 //! Peers: `server.peers.subscribe` from configuration, and verification of peer servers
-//! (PROTOCOL.md §4.29, §7) between real servers on localhost.
+//! (docs/protocol.md, `server.peers.subscribe` and Peer discovery) between real servers on
+//! localhost.
 
 #[path = "server_common.rs"]
 mod common;

@@ -1,5 +1,5 @@
 //! The protocol over a real socket: framing, errors, version negotiation, batches and every
-//! method against the reference query (PROTOCOL.md §1–§4).
+//! method against the reference query (docs/protocol.md).
 
 #[path = "server_common.rs"]
 mod common;
@@ -906,7 +906,8 @@ async fn json_rpc_1_0_replies_have_its_shape() {
     assert_eq!(r["error"]["code"], -32601);
 }
 
-/// The conformance matrix of §10.1: which methods exist in which negotiated version.
+/// The method table of docs/protocol.md (Methods by version): which methods exist in which
+/// negotiated version.
 #[tokio::test]
 async fn method_tables_match_the_conformance_matrix() {
     let mut config = test_config();

@@ -356,7 +356,7 @@ fn default_reorg_limit() -> u32 {
     200
 }
 
-/// Validated parameters of one network (COINS.md §2).
+/// Validated parameters of one network (docs/coins.md, Network parameters).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkParams {
     /// ElectrumX `NAME` (the `COIN` setting).

@@ -8,8 +8,8 @@ use crate::coin::GenericCoin;
 use crate::params::{parse_networks, NetworkParams};
 use crate::{Coin, Error};
 
-// The built-in data files: every `coins/networks/*.toml`, embedded by build.rs in
-// COINS.md §5.1 family order (`const BUILTIN: &[(&str, &str)]`).
+// The built-in data files: every `coins/networks/*.toml`, embedded by build.rs in family
+// order (docs/coins.md, Families) (`const BUILTIN: &[(&str, &str)]`).
 include!(concat!(env!("OUT_DIR"), "/networks.rs"));
 
 /// Every built-in network, parsed once. A broken built-in file is a build defect

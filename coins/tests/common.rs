@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-/// `<repo>/../shared/vectors`, i.e. `CARGO_MANIFEST_DIR/../../shared/vectors`.
+/// The vector directory beside the repository checkout (docs/coins.md, Vector status), found
+/// from `CARGO_MANIFEST_DIR` as below.
 /// Panics (fails the test) with a clear message when it is missing.
 pub fn vectors_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors");

@@ -49,7 +49,7 @@ fn unknown_network_lists_close_names() {
     assert!(msg.contains("COIN=Dogecoin NET=mainnet"), "{msg}");
 }
 
-/// COINS.md §5.2 group A: the 61 parameters-only networks.
+/// Group A of docs/coins.md (How much of a network is data): the 61 parameters-only networks.
 const GROUP_A: &[(&str, &[&str])] = &[
     (
         "Bitcoin",

@@ -1,6 +1,7 @@
-//! The checks: for every method of PROTOCOL.md §10.1 in every version, its answer against the
-//! model (or its error), the notifications of §10.3 after each scenario step, and the
-//! connection-level behaviours of §1 and §2 (negotiation, malformed input, batches).
+//! The checks: for every method of docs/protocol.md (Methods by version) in every version, its
+//! answer against the model (or its error), the notifications (Notifications by version) after
+//! each scenario step, and the connection-level behaviours of its Transport, JSON-RPC and
+//! Versions sections (negotiation, malformed input, batches).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,8 +16,8 @@ use crate::node::Node;
 use crate::report::Recorder;
 use crate::suite::{at_least, Selection, Session};
 
-/// Request methods of §10.1 with the versions they exist in (`min` inclusive, `max`
-/// exclusive).
+/// Request methods (docs/protocol.md, Methods by version) with the versions they exist in
+/// (`min` inclusive, `max` exclusive).
 const METHODS: &[(&str, &[u32], &[u32])] = &[
     ("blockchain.relayfee", &[1, 4], &[1, 6]),
     ("blockchain.scripthash.get_balance", &[1, 4], &[1, 7]),
@@ -62,7 +63,8 @@ async fn call(c: &mut Client, method: &str, params: Value) -> (Value, Value) {
     (request, got)
 }
 
-/// Connection-level checks on fresh connections (§1.4, §1.5, §1.7, §2.2, §2.3).
+/// Connection-level checks on fresh connections (docs/protocol.md: Requests and parameters,
+/// Batches, Malformed input, Version negotiation, Before negotiation).
 pub async fn negotiation(rec: &mut Recorder, transport: Transport, addr: SocketAddr, host: &str) {
     // Vector 1: anything before server.version gets an error and a disconnect.
     match Client::connect(transport, addr, host).await {
@@ -267,7 +269,8 @@ pub async fn open_session(
 }
 
 /// Checks that do not depend on the chain's state: method tables, server.*, fee methods,
-/// parameter validation (§2.5, §3.8, §4.25–4.31, vectors of §10.5).
+/// parameter validation (docs/protocol.md: Methods by version, Parameter validation, the
+/// `server.*` methods, Test vectors).
 pub async fn static_checks(s: &mut Session, view: &ChainView) {
     let v = s.version;
     let v17 = s.v17();
@@ -361,7 +364,7 @@ pub async fn static_checks(s: &mut Session, view: &ChainView) {
             |r| r["mempoolminfee"].is_number() && r["minrelaytxfee"].is_number(),
         );
     }
-    // Parameter validation (vectors 6–8, §3.8).
+    // Parameter validation (docs/protocol.md, Parameter validation and Test vectors).
     let (request, got) = call(c, "blockchain.block.header", json!([])).await;
     rec.error_is(
         "blockchain.block.header",
@@ -386,7 +389,7 @@ pub async fn static_checks(s: &mut Session, view: &ChainView) {
         Some("-1 should be a non-negative integer"),
         &got,
     );
-    // Integers given as strings are accepted (§3.8).
+    // Integers given as strings are accepted (docs/protocol.md, Parameter validation).
     let (request, got) = call(c, "blockchain.block.header", json!({"height": "0"})).await;
     rec.result_eq(
         "blockchain.block.header",
@@ -485,7 +488,8 @@ pub async fn subscribe_all(s: &mut Session, view: &ChainView, selection: &Select
     for (i, w) in selection.scripts.iter().enumerate() {
         let mut param = s.script_param(w);
         if i == 0 && !s.v17() {
-            // Notifications must echo the spelling the client used (§5.2).
+            // Notifications must echo the spelling the client used (docs/protocol.md, Script
+            // status notifications).
             param = param.to_uppercase();
         }
         s.spelled.insert(w.scripthash, param.clone());
@@ -520,7 +524,8 @@ enum Expect {
     Recent,
 }
 
-/// Error answers of the header methods at tip `height` (§4.1, §4.2).
+/// Error answers of the header methods at tip `height` (docs/protocol.md,
+/// `blockchain.block.header` and `blockchain.block.headers`).
 fn header_errors(probes: &mut Vec<(String, Value, Expect)>, height: u32, v16: bool) {
     probes.push((
         "blockchain.block.header".into(),
@@ -550,9 +555,10 @@ fn header_errors(probes: &mut Vec<(String, Value, Expect)>, height: u32, v16: bo
     ));
 }
 
-/// Every read method against the model, in one batch (§4.1–4.24). `full` adds the answers
-/// that do not change with the scenario's steps (fixed heights, error texts, subscribe
-/// results — changed statuses are checked through notifications).
+/// Every read method against the model, in one batch (docs/protocol.md, from Header methods to
+/// Fee and mempool methods). `full` adds the answers that do not change with the scenario's
+/// steps (fixed heights, error texts, subscribe results — changed statuses are checked through
+/// notifications).
 pub async fn reads(
     s: &mut Session,
     view: &ChainView,
@@ -571,7 +577,8 @@ pub async fn reads(
         json!([]),
         Expect::Result(json!({"hex": hex::encode(&tip.header), "height": height})),
     ));
-    // Headers, with and without checkpoint proofs (§4.1, §4.2, §3.6).
+    // Headers, with and without checkpoint proofs (docs/protocol.md: Header methods, Merkle
+    // branches).
     let heights = if full {
         vec![0, height / 2, height]
     } else {
@@ -623,10 +630,11 @@ pub async fn reads(
             Expect::Result(expected),
         ));
     }
-    // Scripts (§4.6–4.12).
+    // Scripts (docs/protocol.md, Script methods).
     for w in &selection.scripts {
         let sh = &w.scripthash;
-        // The spelling used when subscribing: subscribing again replaces it (§4.10).
+        // The spelling used when subscribing: subscribing again replaces it (docs/protocol.md,
+        // `blockchain.scripthash.subscribe`).
         let spelled = s
             .spelled
             .get(sh)
@@ -662,7 +670,8 @@ pub async fn reads(
             ));
         }
     }
-    // Transactions (§4.19–4.21): a confirmed one at the tip, one deeper, a coinbase.
+    // Transactions (docs/protocol.md, Transaction methods): a confirmed one at the tip, one
+    // deeper, a coinbase.
     let mut confirmed = Vec::new();
     if let Some(t) = tip.txids.last() {
         confirmed.push((height, tip.txids.len() - 1, *t));
@@ -835,10 +844,11 @@ pub async fn reads(
     }
 }
 
-/// Waits for the notifications the last step made due (§5.2–5.4) and checks them: a header
-/// notification when the tip changed (height or hash: anode's documented choice), the new
-/// status of every subscribed script whose status changed, and (1.7) of every changed
-/// outpoint. Intermediate notifications are allowed; the last one per subject must be right.
+/// Waits for the notifications the last step made due (docs/protocol.md, Notifications) and
+/// checks them: a header notification when the tip changed (height or hash: anode's documented
+/// choice), the new status of every subscribed script whose status changed, and (1.7) of every
+/// changed outpoint. Intermediate notifications are allowed; the last one per subject must be
+/// right.
 pub async fn notifications(
     s: &mut Session,
     view: &ChainView,
@@ -976,7 +986,8 @@ fn latest(got: &[Value], script_method: &str) -> Latest {
     last
 }
 
-/// Unsubscribes everything: `true` the first time, `false` the second (§4.11, §4.15).
+/// Unsubscribes everything: `true` the first time, `false` the second (docs/protocol.md,
+/// `blockchain.scripthash.unsubscribe`, `blockchain.outpoint.unsubscribe`).
 pub async fn unsubscribe_all(s: &mut Session, selection: &Selection) {
     if at_least(s.version, &[1, 4, 2]) {
         if let Some(w) = selection.scripts.get(1) {

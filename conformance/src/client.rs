@@ -1,5 +1,6 @@
-//! One JSON-RPC client over the four Electrum transports (PROTOCOL.md §1.1–1.2): newline-framed
-//! JSON over TCP and TLS, one text frame per message over WebSocket and secure WebSocket.
+//! One JSON-RPC client over the four Electrum transports (docs/protocol.md, Listeners and
+//! Framing): newline-framed JSON over TCP and TLS, one text frame per message over WebSocket and
+//! secure WebSocket.
 //!
 //! A background task reads every incoming message into a queue, so responses are matched by
 //! `id` and notifications are kept in arrival order for the notification checks.
@@ -21,7 +22,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// A listener kind of PROTOCOL.md §1.1 that carries client traffic.
+/// A listener kind (docs/protocol.md, Listeners) that carries client traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// newline-delimited JSON over TCP

@@ -1,4 +1,4 @@
-//! anode-conformance: the Electrum protocol conformance suite (PROTOCOL.md §10).
+//! anode-conformance: the Electrum protocol conformance suite (docs/protocol.md, Conformance).
 //!
 //! A scenario drives a chain through a scripted life ([`scenario`]); the suite reads the chain
 //! from the node and computes every expected answer itself ([`model`]); one session per

@@ -23,7 +23,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 fn cli() -> Command {
     Command::new("anode-conformance")
-        .about("Electrum protocol conformance suite (PROTOCOL.md §10)")
+        .about("Electrum protocol conformance suite (docs/protocol.md)")
         .subcommand_required(true)
         .subcommand(
             Command::new("matrix")

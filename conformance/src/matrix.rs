@@ -210,8 +210,8 @@ pub async fn start_anode(
         ("pad_tcp", "false".to_string()),
         ("peer_discovery", "off".to_string()),
         ("cache_mb", "16".to_string()),
-        // The suite's error cases and batches would soon reach the cost limits (§6.4), whose
-        // delays measure throttling, not conformance.
+        // The suite's error cases and batches would soon reach the cost limits (docs/protocol.md,
+        // Cost model), whose delays measure throttling, not conformance.
         ("cost_soft_limit", "100000000".to_string()),
         ("cost_hard_limit", "1000000000".to_string()),
         ("initial_concurrent", "100".to_string()),

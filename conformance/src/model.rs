@@ -2,8 +2,9 @@
 //!
 //! The model is built from the node's raw blocks and transactions (parsed by the coin layer,
 //! which defines the chain's format) and computes every expected answer itself — status hashes
-//! (PROTOCOL.md §3.5), merkle and checkpoint branches (§3.6), balances, histories, UTXOs,
-//! outpoint statuses and the fee histogram (§4.22). It never asks the server's index or reuses
+//! (docs/protocol.md, Status hashes), merkle and checkpoint branches (its Merkle branches),
+//! balances, histories, UTXOs, outpoint statuses and the fee histogram (its
+//! `mempool.get_fee_histogram`). It never asks the server's index or reuses
 //! its query code, so a server bug cannot hide in the expectation.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::node::Node;
 
-/// Display-order hex of an internal-order hash (§3.1).
+/// Display-order hex of an internal-order hash (docs/protocol.md, Hashes and byte order).
 pub fn display(hash: &Hash32) -> String {
     let mut h = *hash;
     h.reverse();
@@ -41,7 +42,8 @@ fn sha256d(data: &[u8]) -> Hash32 {
     sha256(&sha256(data))
 }
 
-/// The merkle branch of leaf `index` and the root (§3.6); `None` if there is no such leaf.
+/// The merkle branch of leaf `index` and the root (docs/protocol.md, Merkle branches); `None` if
+/// there is no such leaf.
 pub fn merkle_branch(leaves: &[Hash32], index: usize) -> Option<(Vec<Hash32>, Hash32)> {
     if index >= leaves.len() {
         return None;
@@ -61,7 +63,8 @@ pub fn merkle_branch(leaves: &[Hash32], index: usize) -> Option<(Vec<Hash32>, Ha
     Some((branch, level[0]))
 }
 
-/// The status hash of a history given as (txid, height) in protocol order (§3.5).
+/// The status hash of a history given as (txid, height) in protocol order (docs/protocol.md,
+/// Status hashes).
 pub fn status_hash(entries: &[(Hash32, i64)]) -> Value {
     if entries.is_empty() {
         return Value::Null;
@@ -73,7 +76,8 @@ pub fn status_hash(entries: &[(Hash32, i64)]) -> Value {
     json!(hex::encode(sha256(text.as_bytes())))
 }
 
-/// The compact fee histogram of §4.22 from (fee, vsize) pairs.
+/// The compact fee histogram (docs/protocol.md, `mempool.get_fee_histogram`) from (fee, vsize)
+/// pairs.
 pub fn fee_histogram(txs: impl Iterator<Item = (u64, u64)>) -> Vec<(f64, u64)> {
     // Rates in tenths of sat/vB, rounded down, highest first.
     let mut by_rate: BTreeMap<u64, u64> = BTreeMap::new();
@@ -85,7 +89,8 @@ pub fn fee_histogram(txs: impl Iterator<Item = (u64, u64)>) -> Vec<(f64, u64)> {
     histogram_from_buckets(by_rate.into_iter().rev().map(|(r, s)| (r as f64 / 10.0, s)))
 }
 
-/// Step 2 of §4.22 over (rate, size) buckets in descending rate order.
+/// Step 2 of the fee histogram (docs/protocol.md, `mempool.get_fee_histogram`) over (rate,
+/// size) buckets in descending rate order.
 pub fn histogram_from_buckets(buckets: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, u64)> {
     let (mut bin, mut acc, mut prev) = (30_000.0f64, 0u64, None::<f64>);
     let mut out = Vec::new();
@@ -330,8 +335,8 @@ impl ChainView {
         inputs.saturating_sub(tx.outputs.iter().map(|o| o.value).sum())
     }
 
-    /// Height of a transaction as the protocol writes it (§3.4): block height, 0 in the
-    /// mempool with confirmed inputs, -1 with an unconfirmed parent.
+    /// Height of a transaction as the protocol writes it (docs/protocol.md, Heights): block
+    /// height, 0 in the mempool with confirmed inputs, -1 with an unconfirmed parent.
     pub fn protocol_height(&self, txid: &Hash32) -> Option<i64> {
         let tx = self.txs.get(txid)?;
         Some(match tx.confirmed {
@@ -347,7 +352,8 @@ impl ChainView {
         })
     }
 
-    /// The history of a script (§3.5 order): (txid, height) pairs.
+    /// The history of a script (in the order of docs/protocol.md, Status hashes): (txid, height)
+    /// pairs.
     pub fn history(&self, scripthash: &Hash32) -> Vec<(Hash32, i64)> {
         let txids = self.touching.get(scripthash).cloned().unwrap_or_default();
         let mut confirmed = Vec::new();
@@ -437,7 +443,7 @@ impl ChainView {
             .is_some_and(|s| self.txs.get(s).is_some_and(|t| t.confirmed.is_none()))
     }
 
-    /// Expected `get_balance` (§4.6).
+    /// Expected `get_balance` (docs/protocol.md, `blockchain.scripthash.get_balance`).
     pub fn balance_json(&self, scripthash: &Hash32) -> Value {
         let mut confirmed = 0i64;
         let mut unconfirmed = 0i64;
@@ -457,8 +463,9 @@ impl ChainView {
         json!({"confirmed": confirmed, "unconfirmed": unconfirmed})
     }
 
-    /// Expected `listunspent` (§4.9); mempool entries, whose order is unspecified, sorted by
-    /// (txid, vout) — compare with [`sort_unconfirmed_utxos`] applied to the answer.
+    /// Expected `listunspent` (docs/protocol.md, `blockchain.scripthash.listunspent`); mempool
+    /// entries, whose order is unspecified, sorted by (txid, vout) — compare with
+    /// [`sort_unconfirmed_utxos`] applied to the answer.
     pub fn listunspent_json(&self, scripthash: &Hash32) -> Value {
         let mut confirmed = Vec::new();
         let mut mempool = Vec::new();
@@ -490,7 +497,8 @@ impl ChainView {
         Value::Array(items)
     }
 
-    /// Expected outpoint status (§4.13), computed from the chain.
+    /// Expected outpoint status (docs/protocol.md, `blockchain.outpoint.subscribe`), computed
+    /// from the chain.
     pub fn outpoint_status(&self, outpoint: &OutPoint) -> Value {
         if self.indexed_output(outpoint).is_none() {
             return json!({});
@@ -508,7 +516,8 @@ impl ChainView {
         }
     }
 
-    /// Expected header checkpoint proof for `height` under `cp_height` (§3.6): (branch, root).
+    /// Expected header checkpoint proof for `height` under `cp_height` (docs/protocol.md, Merkle
+    /// branches): (branch, root).
     pub fn checkpoint(&self, height: u32, cp_height: u32) -> Option<(Value, Value)> {
         let leaves: Vec<Hash32> = self
             .blocks
@@ -570,7 +579,7 @@ impl ChainView {
 }
 
 /// Sorts the height-0 tail of a `listunspent` answer by (txid, vout), whose order the protocol
-/// leaves unspecified (§4.9).
+/// leaves unspecified (docs/protocol.md, `blockchain.scripthash.listunspent`).
 pub fn sort_unconfirmed_utxos(items: &Value) -> Value {
     let Some(list) = items.as_array() else {
         return items.clone();
@@ -588,7 +597,8 @@ pub fn sort_unconfirmed_utxos(items: &Value) -> Value {
     Value::Array(confirmed.into_iter().chain(mempool).collect())
 }
 
-/// The Electrum script hash of a script (§3.3), display hex, as a client computes it.
+/// The Electrum script hash of a script (docs/protocol.md, Script hashes), display hex, as a
+/// client computes it.
 pub fn scripthash_hex(coin: &dyn Coin, script: &[u8]) -> String {
     display(&coin.script_hash(script))
 }

@@ -1,4 +1,4 @@
-//! Real-node mode: anode indexing the Bitcoin SV regtest node (REAL-NODE.md), with the
+//! Real-node mode: anode indexing the Bitcoin SV regtest node (docs/real-node.md), with the
 //! scenario driven through the node's wallet, `generate` and `invalidateblock`, and the
 //! expectations read from the node's JSON-RPC.
 
@@ -33,7 +33,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl BsvNode {
-    /// Starts `binary` with the flags REAL-NODE.md lists (no P2P listener).
+    /// Starts `binary` with the flags docs/real-node.md lists (no P2P listener).
     pub fn start(binary: &Path) -> anyhow::Result<BsvNode> {
         let datadir = tempfile::Builder::new()
             .prefix("anode-conformance-bsv-")

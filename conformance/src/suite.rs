@@ -19,7 +19,7 @@ use crate::node::Node;
 use crate::report::{CheckResult, Recorder};
 use crate::scenario::{Driver, Step};
 
-/// The protocol versions of PROTOCOL.md §10 (one session each).
+/// The protocol versions of docs/protocol.md, Methods by version (one session each).
 pub const VERSIONS: [&str; 6] = ["1.4", "1.4.1", "1.4.2", "1.5", "1.6", "1.7"];
 
 /// Where the server under test listens.

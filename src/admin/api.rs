@@ -30,7 +30,7 @@ pub struct SessionInfo {
     pub transport: String,
     /// the peer's `ip:port`
     pub remote_addr: String,
-    /// the cost group (subnet) the session belongs to (PROTOCOL.md §6.4)
+    /// the cost group (subnet) the session belongs to (docs/protocol.md, Cost model)
     pub group: String,
     /// negotiated protocol version, `None` before `server.version`
     pub protocol_version: Option<String>,
@@ -40,7 +40,7 @@ pub struct SessionInfo {
     pub scripthash_subs: u64,
     /// outpoint subscriptions
     pub outpoint_subs: u64,
-    /// the session's own cost (PROTOCOL.md §6.4)
+    /// the session's own cost (docs/protocol.md, Cost model)
     pub cost: f64,
     /// cost added by the other members of its group
     pub extra_cost: f64,
@@ -50,7 +50,7 @@ pub struct SessionInfo {
     pub pending_requests: u64,
     /// requests received
     pub requests: u64,
-    /// errors counted against the session (PROTOCOL.md §6.5)
+    /// errors counted against the session (docs/protocol.md, Error accounting)
     pub errors: u64,
     /// transactions broadcast
     pub txs_sent: u64,
@@ -184,7 +184,7 @@ pub struct LoggingState {
 /// and `log`'s filter change from [`super::LogControl`], so neither is here.
 #[async_trait]
 pub trait AdminApi: Send + Sync {
-    /// The `getinfo` summary (PROTOCOL.md §8): coin, daemon (credentials hidden), heights,
+    /// The `getinfo` summary (docs/admin.md): coin, daemon (credentials hidden), heights,
     /// sessions and peer counts, request counts, uptime, version… as a JSON object.
     async fn getinfo(&self) -> serde_json::Value;
 

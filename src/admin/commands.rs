@@ -1,6 +1,6 @@
 //! The admin commands, parsed once from a JSON-RPC method and its parameters.
 //!
-//! Parameters come named (as `electrumx_rpc` sends them, PROTOCOL.md §8) or positional in the
+//! Parameters come named (as `electrumx_rpc` sends them, docs/admin.md) or positional in the
 //! order of [`Command::params`]. Missing optional parameters take ElectrumX's CLI defaults.
 
 use serde_json::{Map, Value};

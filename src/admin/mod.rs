@@ -1,4 +1,4 @@
-//! The local admin interface (ElectrumX's LocalRPC, PROTOCOL.md §8) and its `anode rpc` client.
+//! The local admin interface (ElectrumX's LocalRPC, docs/admin.md) and its `anode rpc` client.
 //!
 //! A separate listener on the `rpc://` service (default `127.0.0.1:8000`) speaks
 //! newline-delimited JSON-RPC with `electrumx_rpc`'s commands and named parameters. The running

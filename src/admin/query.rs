@@ -1,5 +1,5 @@
 //! The `query` command: history, unspent outputs and balance of addresses, script hashes or
-//! scripts, as text lines (PROTOCOL.md §8), read through [`ChainQuery`].
+//! scripts, as text lines (docs/admin.md), read through [`ChainQuery`].
 
 use anode_coins::Coin;
 

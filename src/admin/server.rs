@@ -1,5 +1,5 @@
 //! The admin listener: newline-delimited JSON-RPC 2.0 over TCP (single requests and batches), no
-//! version negotiation, no size limit on answers, no request timeout (PROTOCOL.md §8).
+//! version negotiation, no size limit on answers, no request timeout (docs/admin.md).
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -209,7 +209,8 @@ impl RawConfig {
     }
 }
 
-/// `max_send` for a coin that names none (ElectrumX 2.0's default, PROTOCOL.md §1.8).
+/// `max_send` for a coin that names none (ElectrumX 2.0's default; docs/protocol.md, Response
+/// size).
 pub const DEFAULT_MAX_SEND: usize = 8_100_000;
 
 /// How blocks are fetched from the node.
@@ -261,7 +262,7 @@ impl std::str::FromStr for PeerDiscovery {
     }
 }
 
-/// Session limits and ElectrumX's cost model (PROTOCOL.md §6).
+/// Session limits and ElectrumX's cost model (docs/protocol.md, Limits).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// most sessions at once
@@ -329,7 +330,7 @@ pub struct Config {
     pub banner_file: Option<PathBuf>,
     /// donation address
     pub donation_address: String,
-    /// pad TCP/SSL output (PROTOCOL.md §1.3)
+    /// pad TCP/SSL output (docs/protocol.md, Padding)
     pub pad_tcp: bool,
     /// peer discovery
     pub peer_discovery: PeerDiscovery,

@@ -23,7 +23,7 @@ use crate::query::{Hash32, HashX, HistoryEntry, OutPoint, RecentTx};
 const FETCH_BATCH: usize = 500;
 /// Length of `mempool.recent`.
 const RECENT_LEN: usize = 10;
-/// The histogram's first bin, in vbytes (PROTOCOL.md §4.22).
+/// The histogram's first bin, in vbytes (docs/protocol.md, `mempool.get_fee_histogram`).
 const HISTOGRAM_BIN: f64 = 30_000.0;
 
 /// One mirrored transaction.
@@ -244,7 +244,8 @@ impl MempoolState {
     }
 }
 
-/// The compact fee histogram of PROTOCOL.md §4.22 from `(fee, vsize)` pairs.
+/// The compact fee histogram (docs/protocol.md, `mempool.get_fee_histogram`) from `(fee, vsize)`
+/// pairs.
 pub fn compact_histogram(txs: impl Iterator<Item = (u64, u64)>) -> Vec<(f64, u64)> {
     // Rates are bucketed at 0.1 sat/vB; keep them as integer tenths so equal rates merge.
     let mut by_rate: HashMap<u64, u64> = HashMap::new();

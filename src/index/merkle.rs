@@ -1,4 +1,5 @@
-//! Merkle branches (PROTOCOL.md §3.6), for transaction proofs and header checkpoints.
+//! Merkle branches (docs/protocol.md, Merkle branches), for transaction proofs and header
+//! checkpoints.
 
 use anode_coins::hash::sha256d;
 

@@ -1,8 +1,9 @@
-//! Peer discovery (PROTOCOL.md §7): the other Electrum servers of our network that we know,
-//! have checked, and tell clients about in `server.peers.subscribe` (§4.29).
+//! Peer discovery (docs/peers.md; docs/protocol.md, Peer discovery): the other Electrum servers
+//! of our network that we know, have checked, and tell clients about in
+//! `server.peers.subscribe`.
 //!
 //! One [`PeerManager`] per server. Peers come from the coin's default list and the `peers`
-//! option, from `server.add_peer` calls (§4.25) and from other peers' `server.peers.subscribe`
+//! option, from `server.add_peer` calls and from other peers' `server.peers.subscribe`
 //! answers. A background task ([`PeerManager::run`]) checks due peers a few at a time with a
 //! small Electrum client (TCP or TLS, onion peers through the Tor SOCKS5 proxy): same genesis,
 //! same header a little below the lower tip, lists itself. Peers that pass are "good" for three
@@ -94,7 +95,7 @@ pub enum PeerError {
         /// theirs
         theirs: u32,
     },
-    /// Another good peer already uses this address (§7).
+    /// Another good peer already uses this address (docs/peers.md, Checking a peer).
     #[error("another good peer already uses {0}")]
     DuplicateAddress(String),
     /// Our own chain cannot be read yet.
@@ -165,13 +166,14 @@ pub struct PeerSettings {
     pub coin_peers: Vec<String>,
     /// real names from the `peers` option
     pub configured_peers: Vec<String>,
-    /// our `server.features` (§4.28), sent with `server.add_peer`; its hosts are our identities
+    /// our `server.features` (docs/protocol.md, `server.features`), sent with `server.add_peer`;
+    /// its hosts are our identities
     pub our_features: Value,
     /// name sent in `server.version`
     pub client_name: String,
     /// serve peers with private addresses too (test networks); ElectrumX never does
     pub allow_private: bool,
-    /// how long a check keeps a peer good (3 hours, §4.29)
+    /// how long a check keeps a peer good (3 hours; docs/protocol.md, `server.peers.subscribe`)
     pub good_window: Duration,
     /// how long after a good check a peer is checked again; below `good_window` so that
     /// reachable peers stay good
@@ -192,9 +194,9 @@ pub struct PeerSettings {
     pub wakeup: Duration,
     /// deadline of the connection and of each request
     pub timeout: Duration,
-    /// `server.add_peer` rate-limit window per bucket (§4.25)
+    /// `server.add_peer` rate-limit window per bucket (docs/protocol.md, `server.add_peer`)
     pub add_peer_interval: Duration,
-    /// longest wait between two onion `server.add_peer` admissions (§4.25)
+    /// longest wait between two onion `server.add_peer` admissions (docs/peers.md)
     pub onion_window: Duration,
 }
 
@@ -237,7 +239,8 @@ impl PeerSettings {
     }
 }
 
-/// Our `server.features` answer (§4.28, protocol 1.7 form) for the advertised services.
+/// Our `server.features` answer (docs/protocol.md, `server.features`; protocol 1.7 form) for the
+/// advertised services.
 pub fn our_features(report_services: &[Service], genesis_hash: &str) -> Value {
     let mut hosts = serde_json::Map::new();
     let mut urls = Vec::new();
@@ -471,7 +474,7 @@ impl PeerManager {
         let mut state = self.state.lock();
         state.in_flight.remove(host);
         let now = Stamp::now();
-        // §7: one good peer per IPv4 address or IPv6 /64 (our own identities aside).
+        // One good peer per IPv4 address or IPv6 /64 (our own identities aside; docs/peers.md).
         let result = result.and_then(|v| match v.ip {
             Some(ip) if !is_self_host(&state, host) => {
                 let key = address_key(ip);
@@ -567,8 +570,8 @@ impl PeerManager {
         }
     }
 
-    /// `server.add_peer` from a client at `caller` (§4.25). True when tentatively accepted; the
-    /// peer is then checked by the background task.
+    /// `server.add_peer` from a client at `caller` (docs/protocol.md, `server.add_peer`). True
+    /// when tentatively accepted; the peer is then checked by the background task.
     pub async fn add_peer_request(&self, caller: Option<IpAddr>, features: &Value) -> bool {
         if self.settings.mode != PeerDiscovery::On {
             return false;
@@ -672,13 +675,14 @@ impl PeerManager {
         true
     }
 
-    /// The `server.peers.subscribe` answer (§4.29) for a client that did not come through our
-    /// Tor proxy.
+    /// The `server.peers.subscribe` answer (docs/protocol.md, `server.peers.subscribe`) for a
+    /// client that did not come through our Tor proxy.
     pub fn peers_subscribe_result(&self) -> Value {
         self.peers_subscribe_result_for(false)
     }
 
-    /// The `server.peers.subscribe` answer (§4.29); `via_tor` raises the onion share to 50.
+    /// The `server.peers.subscribe` answer (docs/protocol.md, `server.peers.subscribe`);
+    /// `via_tor` raises the onion share to 50.
     pub fn peers_subscribe_result_for(&self, via_tor: bool) -> Value {
         let window = self.settings.good_window;
         let state = self.state.lock();

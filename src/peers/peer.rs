@@ -121,7 +121,8 @@ impl Advert {
         (advert.tcp_port.is_some() || advert.ssl_port.is_some()).then_some(advert)
     }
 
-    /// Applies `v1.4`, `p100`, `s50002`, `t` style items (real names and §4.29 triples).
+    /// Applies `v1.4`, `p100`, `s50002`, `t` style items (real names and the triples of
+    /// `server.peers.subscribe`, docs/protocol.md).
     fn apply_feature_letters<'a>(
         &mut self,
         items: impl Iterator<Item = &'a str>,
@@ -166,8 +167,9 @@ impl Advert {
         (advert.tcp_port.is_some() || advert.ssl_port.is_some()).then_some(advert)
     }
 
-    /// Reads the entry for `host` out of a `server.features` object (§4.28). `None` if the
-    /// features do not list `host` or list it without a TCP or SSL port.
+    /// Reads the entry for `host` out of a `server.features` object (docs/protocol.md,
+    /// `server.features`). `None` if the features do not list `host` or list it without a TCP
+    /// or SSL port.
     pub fn from_features(features: &Value, host: &str) -> Option<Advert> {
         let hosts = features.get("hosts")?.as_object()?;
         let (_, ports) = hosts.iter().find(|(h, _)| h.eq_ignore_ascii_case(host))?;
@@ -191,7 +193,8 @@ impl Advert {
         hosts.keys().next().map(|h| h.to_ascii_lowercase())
     }
 
-    /// The features strings of §4.29: `v<protocol_max>`, `p<n>`, `s<port>`, `t<port>`.
+    /// The features strings of `server.peers.subscribe` (docs/protocol.md): `v<protocol_max>`,
+    /// `p<n>`, `s<port>`, `t<port>`.
     pub fn feature_strings(&self) -> Vec<String> {
         let mut out = vec![format!(
             "v{}",
@@ -265,8 +268,9 @@ impl Peer {
         }
     }
 
-    /// The `[address, host, features]` triple of §4.29: the address is the IP last connected
-    /// to, or the host for onion peers, our own entries and peers reached through the proxy.
+    /// The `[address, host, features]` triple of `server.peers.subscribe` (docs/protocol.md): the
+    /// address is the IP last connected to, or the host for onion peers, our own entries and
+    /// peers reached through the proxy.
     pub fn triple(&self) -> Value {
         let address = match self.ip {
             Some(ip) if !is_onion(&self.advert.host) && !self.is_self() => ip.to_string(),
@@ -341,7 +345,8 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// The group of §4.29's diversity rule: IPv4 /16 or IPv6 /56.
+/// The group of `server.peers.subscribe`'s diversity rule (docs/protocol.md): IPv4 /16 or IPv6
+/// /56.
 pub(crate) fn subnet_group(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
@@ -355,7 +360,8 @@ pub(crate) fn subnet_group(ip: IpAddr) -> String {
     }
 }
 
-/// The key of §7's one-good-peer-per-address rule: the IPv4 address or the IPv6 /64.
+/// The key of the one-good-peer-per-address rule (docs/peers.md, Checking a peer): the IPv4
+/// address or the IPv6 /64.
 pub(crate) fn address_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -366,8 +372,8 @@ pub(crate) fn address_key(ip: IpAddr) -> String {
     }
 }
 
-/// The `server.add_peer` rate-limit bucket of a host (§4.25): its last two DNS labels, or one
-/// shared bucket for every IP literal.
+/// The `server.add_peer` rate-limit bucket of a host (docs/protocol.md, `server.add_peer`): its
+/// last two DNS labels, or one shared bucket for every IP literal.
 pub(crate) fn add_peer_bucket(host: &str) -> String {
     if host.parse::<IpAddr>().is_ok() {
         return "<ip literal>".into();

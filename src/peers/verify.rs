@@ -1,7 +1,8 @@
-//! Checking one peer (PROTOCOL.md §7): connect (SSL first, then TCP), `server.version`,
-//! `server.features` (same genesis, lists itself), `blockchain.headers.subscribe` and
-//! `blockchain.block.header` (same chain as ours), `server.peers.subscribe` (more peers), and
-//! `server.add_peer` to announce ourselves when the peer does not know us.
+//! Checking one peer (docs/peers.md, Checking a peer): connect (SSL first, then TCP),
+//! `server.version`, `server.features` (same genesis, lists itself),
+//! `blockchain.headers.subscribe` and `blockchain.block.header` (same chain as ours),
+//! `server.peers.subscribe` (more peers), and `server.add_peer` to announce ourselves when the
+//! peer does not know us.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,9 +15,10 @@ use super::client::{connect, Route, Session};
 use super::peer::{is_onion, Advert};
 use super::{LocalChain, PeerError};
 
-/// Tips further apart than this mean one side is still syncing; try again later (§7).
+/// Tips further apart than this mean one side is still syncing; try again later (docs/peers.md).
 const MAX_TIP_DIFFERENCE: u32 = 5;
-/// Headers compared this far below the lower tip, where a reorg is unlikely to disagree (§7).
+/// Headers compared this far below the lower tip, where a reorg is unlikely to disagree
+/// (docs/peers.md).
 const CHECK_DEPTH: u32 = 10;
 /// Entries of one `server.peers.subscribe` answer looked at, at most (the manager adds only a
 /// couple of new ones per answer; the rest only tell whether the peer knows us).
@@ -165,7 +167,8 @@ async fn check_chain(session: &mut Session, cx: &Context<'_>) -> Result<(), Peer
 }
 
 /// Calls `server.add_peer` with our features when the peer's list lacks one of our hosts or
-/// lists it with other ports (§7). The answer only matters to the peer, so errors are logged.
+/// lists it with other ports (docs/peers.md). The answer only matters to the peer, so errors
+/// are logged.
 async fn announce(session: &mut Session, ours: &Value, known: &[Advert]) {
     let Some(hosts) = ours.get("hosts").and_then(Value::as_object) else {
         return;

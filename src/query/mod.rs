@@ -73,8 +73,8 @@ pub struct HistoryEntry {
     /// transaction id (internal order)
     pub txid: Hash32,
     /// `> 0` confirmed at that height; `0` in the mempool with all inputs confirmed; `-1` in
-    /// the mempool spending another mempool transaction (PROTOCOL.md §3.4). The genesis block
-    /// (height 0) is never in a history.
+    /// the mempool spending another mempool transaction (docs/protocol.md, Heights). The genesis
+    /// block (height 0) is never in a history.
     pub height: i64,
     /// fee in the smallest unit, for mempool entries
     pub fee: Option<u64>,
@@ -96,7 +96,7 @@ impl History {
         self.confirmed.iter().chain(self.mempool.iter())
     }
 
-    /// The Electrum status hash (PROTOCOL.md §3.5), `None` for an empty history.
+    /// The Electrum status hash (docs/protocol.md, Status hashes), `None` for an empty history.
     pub fn status_hash(&self) -> Option<Hash32> {
         let mut hasher = Sha256::new();
         let mut any = false;
@@ -142,7 +142,7 @@ pub struct TxMerkle {
     pub branch: Vec<Hash32>,
 }
 
-/// A header's branch to a checkpoint (PROTOCOL.md §3.6).
+/// A header's branch to a checkpoint (docs/protocol.md, Merkle branches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderProof {
     /// siblings from the leaf upward (internal order)
@@ -151,7 +151,8 @@ pub struct HeaderProof {
     pub root: Hash32,
 }
 
-/// The status of an outpoint (protocol 1.7, PROTOCOL.md §4.13). Heights follow §3.4.
+/// The status of an outpoint (protocol 1.7; docs/protocol.md, `blockchain.outpoint.subscribe`).
+/// Heights follow its Heights section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutpointStatus {
     /// height of the funding transaction; `None` when the output is not known
@@ -189,7 +190,8 @@ pub struct ChainEvent {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    /// The confirmed history has at least the limit's number of entries (PROTOCOL.md §6.2).
+    /// The confirmed history has at least the limit's number of entries (docs/protocol.md,
+    /// History size).
     #[error("history too large")]
     HistoryTooLarge,
     /// A height or position beyond the chain.
@@ -253,7 +255,8 @@ pub trait ChainQuery: Send + Sync {
     /// The status of an outpoint (1.7).
     async fn outpoint_status(&self, outpoint: &OutPoint) -> QueryResult<OutpointStatus>;
 
-    /// The compact fee histogram, `[fee_rate sat/vB, vsize]` pairs (PROTOCOL.md §4.22).
+    /// The compact fee histogram, `[fee_rate sat/vB, vsize]` pairs (docs/protocol.md,
+    /// `mempool.get_fee_histogram`).
     fn fee_histogram(&self) -> Vec<(f64, u64)>;
 
     /// Up to 10 most recent mempool transactions, newest first.

@@ -20,7 +20,8 @@ use super::{
 };
 use crate::simulator::{SimChain, Simulator};
 
-/// The protocol's fee histogram bin size in vbytes (PROTOCOL.md §4.22).
+/// The protocol's fee histogram bin size in vbytes (docs/protocol.md,
+/// `mempool.get_fee_histogram`).
 pub const FEE_HISTOGRAM_BIN: f64 = 30_000.0;
 
 /// One transaction as the snapshot sees it.
@@ -75,7 +76,8 @@ impl Snapshot {
             snap.headers.push(block.header.clone());
             snap.hashes.push(block.hash);
             snap.block_txids.push(block.txids.clone());
-            // The genesis block is indexed as containing no transactions (§3.3).
+            // The genesis block is indexed as containing no transactions (docs/protocol.md,
+            // Script hashes).
             if height == 0 {
                 continue;
             }
@@ -128,7 +130,8 @@ impl Snapshot {
         }
         for txid in snap.mempool.clone() {
             let info = &snap.txs[&txid];
-            // ElectrumX's mempool view applies no unspendable filter (§3.3).
+            // ElectrumX's mempool view applies no unspendable filter (docs/protocol.md, Script
+            // hashes).
             let mut touched: Vec<ScriptHash> = info.outputs.iter().map(|o| o.0).collect();
             for input in &info.inputs {
                 if let Some((script, _, _)) = snap.output_of(input) {
@@ -160,7 +163,8 @@ impl Snapshot {
         self.txs.get(txid).is_some_and(|t| t.height.is_none())
     }
 
-    /// 0 when every input is confirmed, -1 when one spends a mempool transaction (§3.4).
+    /// 0 when every input is confirmed, -1 when one spends a mempool transaction
+    /// (docs/protocol.md, Heights).
     fn mempool_height(&self, txid: &Hash32) -> i64 {
         let parent_in_mempool = self.txs[txid]
             .inputs
@@ -262,7 +266,7 @@ impl Snapshot {
         out
     }
 
-    /// Balance (§4.6).
+    /// Balance (docs/protocol.md, `blockchain.scripthash.get_balance`).
     pub fn balance(&self, hashx: &HashX) -> Balance {
         let confirmed = self.confirmed_utxos(hashx).iter().map(|u| u.value).sum();
         let mut unconfirmed: i64 = 0;
@@ -287,7 +291,8 @@ impl Snapshot {
         }
     }
 
-    /// Unspent outputs (§4.9): confirmed ones, then mempool ones, minus mempool spends.
+    /// Unspent outputs (docs/protocol.md, `blockchain.scripthash.listunspent`): confirmed ones,
+    /// then mempool ones, minus mempool spends.
     pub fn unspent(&self, hashx: &HashX) -> Vec<Unspent> {
         let mut out = self.confirmed_utxos(hashx);
         for txid in self.mempool_touching.get(hashx).into_iter().flatten() {
@@ -311,7 +316,7 @@ impl Snapshot {
         out
     }
 
-    /// Outpoint status (§4.13).
+    /// Outpoint status (docs/protocol.md, `blockchain.outpoint.subscribe`).
     pub fn outpoint_status(&self, outpoint: &OutPoint) -> OutpointStatus {
         let Some(info) = self.txs.get(&outpoint.txid) else {
             return OutpointStatus::default();
@@ -351,7 +356,7 @@ impl Snapshot {
         all
     }
 
-    /// Fee histogram over the mempool (§4.22).
+    /// Fee histogram over the mempool (docs/protocol.md, `mempool.get_fee_histogram`).
     pub fn fee_histogram(&self) -> Vec<(f64, u64)> {
         let mut by_tenths: BTreeMap<u64, u64> = BTreeMap::new();
         for txid in &self.mempool {
@@ -419,7 +424,7 @@ fn tx_info(
 }
 
 /// ElectrumX's compaction of a `{rate: vsize}` histogram given in descending-rate-walkable form
-/// (any order; it is sorted here). PROTOCOL.md §4.22, step 2 and 3.
+/// (any order; it is sorted here). docs/protocol.md, `mempool.get_fee_histogram`, steps 2 and 3.
 pub fn compact_fee_histogram(histogram: &[(f64, u64)]) -> Vec<(f64, u64)> {
     let mut sorted = histogram.to_vec();
     sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -448,7 +453,7 @@ pub fn compact_fee_histogram(histogram: &[(f64, u64)]) -> Vec<(f64, u64)> {
     out
 }
 
-/// The merkle branch of leaf `index` (§3.6), internal order.
+/// The merkle branch of leaf `index` (docs/protocol.md, Merkle branches), internal order.
 pub fn merkle_branch(leaves: &[Hash32], mut index: usize) -> Vec<Hash32> {
     let mut level = leaves.to_vec();
     let mut branch = Vec::new();
@@ -467,7 +472,8 @@ pub fn merkle_branch(leaves: &[Hash32], mut index: usize) -> Vec<Hash32> {
     branch
 }
 
-/// The merkle root over `leaves` (§3.6); the leaf itself for one leaf.
+/// The merkle root over `leaves` (docs/protocol.md, Merkle branches); the leaf itself for one
+/// leaf.
 pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
     let mut level = leaves.to_vec();
     if level.is_empty() {

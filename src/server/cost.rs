@@ -1,5 +1,5 @@
-//! ElectrumX's cost model (PROTOCOL.md §6.4): a decaying per-session cost, shared by the
-//! sessions of one source subnet, that slows and finally refuses a session.
+//! ElectrumX's cost model (docs/protocol.md, Cost model): a decaying per-session cost, shared by
+//! the sessions of one source subnet, that slows and finally refuses a session.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -32,7 +32,7 @@ impl SessionCost {
         }
     }
 
-    /// The decayed cost now. Subscriptions slow the decay (§6.3).
+    /// The decayed cost now. Subscriptions slow the decay (docs/protocol.md, Subscription limits).
     pub fn current(&mut self, limits: &Limits, subs: usize) -> f64 {
         let now = Instant::now();
         let rate = limits.cost_hard_limit / (10_000.0 + 5.0 * subs as f64);

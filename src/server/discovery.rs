@@ -1,5 +1,6 @@
-//! Verifying a peer server (PROTOCOL.md §7): connect over TCP, negotiate, and compare its
-//! genesis, tip and recent headers with ours; a peer must also list itself in its features.
+//! Verifying a peer server (docs/protocol.md, Peer discovery): connect over TCP, negotiate, and
+//! compare its genesis, tip and recent headers with ours; a peer must also list itself in its
+//! features.
 //!
 //! Only TCP is tried so far (SSL peers and Tor need certificate-agnostic TLS and a SOCKS
 //! proxy), nothing is learned from the peer's own peer list, and nothing runs periodically:

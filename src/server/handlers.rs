@@ -1,6 +1,7 @@
-//! Handlers of PROTOCOL.md §4 with enough logic to live apart from the dispatcher: headers
-//! and checkpoints (§4.1, §4.2), fee estimates (§4.4), broadcasts (§4.16–§4.18) and the
-//! `server.*` answers (§4.26–§4.30).
+//! Handlers of docs/protocol.md's methods with enough logic to live apart from the dispatcher:
+//! headers and checkpoints (`blockchain.block.header`, `blockchain.block.headers`), fee
+//! estimates (`blockchain.estimatefee`), broadcasts (`blockchain.transaction.broadcast`,
+//! `broadcast_package`, `testmempoolaccept`) and the `server.*` answers.
 
 use std::sync::Arc;
 
@@ -190,7 +191,8 @@ fn check_checkpoint(height: u64, cp_height: u64, tip: u64) -> Result<(), RpcErro
     )))
 }
 
-/// AuxPoW headers lose their proof under a checkpoint from 1.4.1 (§2.4).
+/// AuxPoW headers lose their proof under a checkpoint from 1.4.1 (docs/protocol.md, Changes by
+/// version).
 fn truncate_header(shared: &Shared, v: &ProtocolVersion, mut header: Vec<u8>) -> Vec<u8> {
     if v.at_least(&[1, 4, 1]) {
         if let Some(size) = shared.coin.params().header.truncated_size {
@@ -270,7 +272,7 @@ pub(super) async fn block_headers(
     Ok(Value::Object(out))
 }
 
-/// Bitcoin Core's tracked confirmation targets (§4.4).
+/// Bitcoin Core's tracked confirmation targets (docs/protocol.md, `blockchain.estimatefee`).
 fn bucket_target(n: u64) -> u64 {
     match n {
         0..=1 => 1,

@@ -1,6 +1,6 @@
-//! JSON details the wire depends on: the error object and its codes (PROTOCOL.md §1.6), compact
-//! serialisation with ElectrumX's float spelling (§3.7) and ASCII-only strings (§1.2), and the
-//! Python-style rendering of values inside error texts.
+//! JSON details the wire depends on: the error object and its codes (docs/protocol.md, Error
+//! object and codes), compact serialisation with ElectrumX's float spelling (its Units) and
+//! ASCII-only strings (its Framing), and the Python-style rendering of values inside error texts.
 
 use std::io;
 
@@ -11,7 +11,7 @@ use serde_json::Value;
 pub const BAD_REQUEST: i64 = 1;
 /// The node failed.
 pub const DAEMON_ERROR: i64 = 2;
-/// A script's confirmed history is over the limit (§6.2).
+/// A script's confirmed history is over the limit (docs/protocol.md, History size).
 pub const HISTORY_TOO_LONG: i64 = 10001;
 /// Unparsable JSON or bytes that are not UTF-8.
 pub const PARSE_ERROR: i64 = -32700;
@@ -32,7 +32,7 @@ pub const SERVER_BUSY: i64 = -102;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (code {code})")]
 pub struct RpcError {
-    /// the code of §1.6
+    /// the code (docs/protocol.md, Error object and codes)
     pub code: i64,
     /// the exact text
     pub message: String,

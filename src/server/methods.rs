@@ -1,6 +1,6 @@
-//! Every client method of PROTOCOL.md §4, the per-version method tables of §2.5, and their
-//! costs (§6.4). Handlers read through [`crate::query::ChainQuery`] and
-//! [`crate::daemon::DaemonApi`] only.
+//! Every client method of docs/protocol.md, the per-version method tables (its Methods by
+//! version), and their costs (its Cost model). Handlers read through
+//! [`crate::query::ChainQuery`] and [`crate::daemon::DaemonApi`] only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,7 +49,8 @@ const SCRIPTHASH: Signature = Signature::new(&["scripthash"], 1);
 const SPK: Signature = Signature::new(&["spk"], 1);
 const OUTPOINT: Signature = Signature::new(&["tx_hash", "txout_idx", "spk_hint"], 3);
 
-/// The signature of `method` in version `v`, `None` where the method does not exist (§2.5).
+/// The signature of `method` in version `v`, `None` where the method does not exist
+/// (docs/protocol.md, Methods by version).
 fn signature(method: &str, v: &ProtocolVersion) -> Option<Signature> {
     let v17 = v.at_least(&[1, 7]);
     let v16 = v.at_least(&[1, 6]);
@@ -157,7 +158,8 @@ pub(super) fn height_out_of_range(height: u64) -> RpcError {
     RpcError::bad_request(format!("height {} out of range", thousands(height)))
 }
 
-/// `server.version` (§2.1): negotiation; also the only method before it.
+/// `server.version` (docs/protocol.md, `server.version`): negotiation; also the only method
+/// before it.
 pub(crate) fn server_version(
     shared: &Shared,
     session: &Session,
@@ -625,7 +627,8 @@ where
 }
 
 /// The script of a `scripthash` or (1.7) `spk` argument, and what notifications call it: the
-/// client's spelling before 1.7, the derived lowercase script hash from 1.7 (§5.2).
+/// client's spelling before 1.7, the derived lowercase script hash from 1.7 (docs/protocol.md,
+/// Script status notifications).
 /// Refuses a new subscription past `max_session_subs` (this session's scripts and outpoints)
 /// or `max_subs` (all sessions'), with ElectrumX 1.x's error; 0 means no limit.
 fn check_subscription_room(shared: &Shared, session: &Session) -> Result<(), RpcError> {
@@ -692,7 +695,8 @@ fn history_json<'a>(entries: impl Iterator<Item = &'a HistoryEntry>) -> Value {
     )
 }
 
-/// The outpoint status object of §4.13: `{}`, `{funder_height}` or all three members.
+/// The outpoint status object (docs/protocol.md, `blockchain.outpoint.subscribe`): `{}`,
+/// `{funder_height}` or all three members.
 pub(crate) fn outpoint_status_json(status: &OutpointStatus) -> Value {
     let mut map = Map::new();
     if let Some(h) = status.funder_height {
@@ -705,7 +709,7 @@ pub(crate) fn outpoint_status_json(status: &OutpointStatus) -> Value {
     Value::Object(map)
 }
 
-/// Every method name of PROTOCOL.md §4 and the coin extensions, as static labels for metrics;
+/// Every method name of docs/protocol.md and the coin extensions, as static labels for metrics;
 /// anything else counts as `other`, so clients cannot create metric series.
 const METRIC_METHODS: &[&str] = &[
     "blockchain.block.header",

@@ -1,6 +1,6 @@
-//! The Electrum protocol server (PROTOCOL.md §1–§6): listeners for TCP, TLS, WebSocket and
+//! The Electrum protocol server (docs/protocol.md): listeners for TCP, TLS, WebSocket and
 //! secure WebSocket; newline-delimited (or one-per-frame) JSON-RPC with batches; version
-//! negotiation 1.4–1.7 choosing the method table; every method of §4 over
+//! negotiation 1.4–1.7 choosing the method table; every method of the protocol over
 //! [`ChainQuery`] and [`DaemonApi`]; subscriptions with notifications fanned out from the
 //! index's [`crate::query::ChainEvent`]s; ElectrumX's cost accounting and limits.
 //!
@@ -94,10 +94,10 @@ pub struct ServerConfig {
     pub notification_timeout: Duration,
     /// expected interval of mempool-only rounds, for the 1.7 cover traffic probability
     pub mempool_refresh: Duration,
-    /// send 1.7 cover pings (§5.5)
+    /// send 1.7 cover pings (docs/protocol.md, Cover traffic)
     pub cover_traffic: bool,
     /// pad TCP and TLS output into power-of-two chunks, delaying small replies up to 1 s
-    /// (§1.3)
+    /// (docs/protocol.md, Padding)
     pub pad_tcp: bool,
     /// largest incoming WebSocket message
     pub ws_max_message: usize,
@@ -171,7 +171,8 @@ impl ServerConfig {
         }
     }
 
-    /// The confirmed-history cap of §6.2: `floor((MAX_SEND - 100) / 99)`.
+    /// The confirmed-history cap, `floor((MAX_SEND - 100) / 99)` (docs/protocol.md, History
+    /// size).
     pub fn history_limit(&self) -> usize {
         self.limits.max_send.saturating_sub(100) / 99
     }
@@ -208,7 +209,7 @@ pub struct SessionInfo {
     pub bytes_out: u64,
     /// requests received
     pub requests: u64,
-    /// errors counted (§6.5)
+    /// errors counted (docs/protocol.md, Error accounting)
     pub errors: u64,
 }
 
@@ -429,8 +430,9 @@ impl ServerHandle {
         &self.shared.peers
     }
 
-    /// Verifies every known peer (PROTOCOL.md §7) and records the outcomes; peers that fail
-    /// are no longer served by `server.peers.subscribe`. Returns `(host, outcome)` pairs.
+    /// Verifies every known peer (docs/protocol.md, Peer discovery) and records the outcomes;
+    /// peers that fail are no longer served by `server.peers.subscribe`. Returns
+    /// `(host, outcome)` pairs.
     pub async fn verify_peers(&self) -> Vec<(String, Result<(), String>)> {
         let mut outcomes = Vec::new();
         for peer in self.shared.peers.entries() {
@@ -505,7 +507,7 @@ mod tests {
         assert_eq!(server.services.len(), 3);
         assert_eq!(server.limits.cost_soft_limit, 500.0);
         assert_eq!(server.donation_address, "bc1qdonate");
-        // floor((8,100,000 - 100) / 99) = 81,817 (§6.2).
+        // floor((8,100,000 - 100) / 99) = 81,817 (docs/protocol.md, History size).
         assert_eq!(server.history_limit(), 81_817);
         assert!(server.pad_tcp && server.reload_tls_on_sighup);
         assert!(!ServerConfig::default().pad_tcp);

@@ -1,7 +1,7 @@
-//! Notifications (PROTOCOL.md §5): the registry of sessions with its hashX → sessions and
-//! outpoint → sessions indexes, the notifier that turns each [`ChainEvent`] into rounds for
-//! only the sessions concerned, and the per-session round: headers, script statuses (with the
-//! mempool re-check rule), outpoints, then 1.7 cover pings.
+//! Notifications (docs/protocol.md, Notifications): the registry of sessions with its hashX →
+//! sessions and outpoint → sessions indexes, the notifier that turns each [`ChainEvent`] into
+//! rounds for only the sessions concerned, and the per-session round: headers, script statuses
+//! (with the mempool re-check rule), outpoints, then 1.7 cover pings.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -156,7 +156,8 @@ impl Registry {
                 let _ = tx.send(round.clone());
             }
         }
-        // Mempool-only rounds reach every 1.7 session as a chance of a cover ping (§5.5).
+        // Mempool-only rounds reach every 1.7 session as a chance of a cover ping
+        // (docs/protocol.md, Cover traffic).
         if matches!(event, Some(e) if !e.tip_changed) && shared.config.cover_traffic {
             let p = (shared.config.mempool_refresh.as_secs_f64() / 600.0).min(1.0);
             let mut rng = rand::thread_rng();

@@ -1,5 +1,5 @@
-//! Binding positional or named parameters to a method's signature (PROTOCOL.md §1.4) and the
-//! validation rules of §3.8, with their exact texts.
+//! Binding positional or named parameters to a method's signature (docs/protocol.md, Requests
+//! and parameters) and the validation rules (its Parameter validation), with their exact texts.
 
 use serde_json::Value;
 
@@ -218,7 +218,8 @@ fn hash32_loose(value: &Value) -> Option<Hash32> {
     Some(hash)
 }
 
-/// A script hash in display order (§3.8), with the client's spelling kept.
+/// A script hash in display order (docs/protocol.md, Parameter validation), with the client's
+/// spelling kept.
 pub fn script_hash(value: &Value) -> Result<(ScriptHash, String), RpcError> {
     match (hash32_loose(value), value.as_str()) {
         (Some(h), Some(s)) => Ok((ScriptHash(h), s.to_string())),

@@ -1,9 +1,10 @@
-//! The peer list served by `server.peers.subscribe` (PROTOCOL.md §4.29) and fed by
-//! configuration and `server.add_peer` (§4.25).
+//! The peer list served by `server.peers.subscribe` (docs/protocol.md,
+//! `server.peers.subscribe`) and fed by configuration and `server.add_peer` (docs/protocol.md,
+//! `server.add_peer`).
 //!
 //! Kept simple for now: configured peers plus `add_peer` entries that passed the checks of
-//! §4.25 are served as they are. Verifying peers by connecting to them (§7) and forgetting
-//! peers that stop answering are a later step.
+//! `server.add_peer` are served as they are. Verifying peers by connecting to them
+//! (docs/protocol.md, Peer discovery) and forgetting peers that stop answering are a later step.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +30,8 @@ pub struct PeerEntry {
     pub tcp_port: Option<u16>,
     /// where it came from (`config`, `add_peer`, `admin`)
     pub source: &'static str,
-    /// the outcome of the last verification (§7): `Some(Ok(when))` or `Some(Err(why))`
+    /// the outcome of the last verification (docs/protocol.md, Peer discovery): `Some(Ok(when))`
+    /// or `Some(Err(why))`
     pub verified: Option<Result<std::time::SystemTime, String>>,
 }
 
@@ -94,7 +96,7 @@ pub struct PeerList {
     recent_calls: Mutex<HashMap<String, Instant>>,
 }
 
-/// How long an `add_peer` bucket stays closed after a call (§4.25).
+/// How long an `add_peer` bucket stays closed after a call (docs/protocol.md, `server.add_peer`).
 const ADD_PEER_INTERVAL: Duration = Duration::from_secs(600);
 
 impl PeerList {
@@ -156,7 +158,8 @@ impl PeerList {
         labels.into_iter().rev().collect::<Vec<_>>().join(".")
     }
 
-    /// `server.add_peer` from a client at `caller` (§4.25): true when tentatively accepted.
+    /// `server.add_peer` from a client at `caller` (docs/protocol.md, `server.add_peer`): true
+    /// when tentatively accepted.
     pub async fn add_peer(&self, enabled: bool, caller: SocketAddr, features: &Value) -> bool {
         if !enabled {
             return false;

@@ -1,6 +1,7 @@
-//! One client session, whatever its transport: JSON-RPC envelope handling (PROTOCOL.md
-//! §1.4–§1.7), the first-message rule (§2.3), concurrency and throttling (§6.4), request
-//! timeouts, the bounded outgoing queue, and the per-session subscription state.
+//! One client session, whatever its transport: JSON-RPC envelope handling (docs/protocol.md,
+//! JSON-RPC), the first-message rule (its Before negotiation), concurrency and throttling (its
+//! Cost model), request timeouts, the bounded outgoing queue, and the per-session subscription
+//! state.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use super::{methods, SessionInfo, Shared};
 use crate::config::ServiceKind;
 use crate::query::{Hash32, HashX, OutPoint, OutpointStatus, ScriptHash};
 
-/// The JSON-RPC dialect fixed by the first message (§1.4).
+/// The JSON-RPC dialect fixed by the first message (docs/protocol.md, Dialects).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// every message must say `"jsonrpc":"2.0"`
@@ -445,7 +446,8 @@ impl Session {
         )
     }
 
-    /// One response as sent, replaced by the size error past `MAX_SEND` (§1.8).
+    /// One response as sent, replaced by the size error past `MAX_SEND` (docs/protocol.md,
+    /// Response size).
     fn answer(&self, shared: &Shared, id: &Value, result: Result<Value, RpcError>) -> Vec<u8> {
         if result.is_err() {
             self.count_error(shared, 0.0);
@@ -541,7 +543,8 @@ impl Session {
         self.state.lock().version.is_some()
     }
 
-    /// The legacy reply to anything before `server.version` (§2.3).
+    /// The legacy reply to anything before `server.version` (docs/protocol.md, Before
+    /// negotiation).
     fn refuse_unidentified(&self, shared: &Shared, id: Option<&Value>) {
         self.notify_bare("blockchain.relayfee");
         self.notify_bare("blockchain.estimatefee");
@@ -683,7 +686,8 @@ impl Session {
             }
             return;
         }
-        // Any other client notification is ignored and counted as an error (§2.5).
+        // Any other client notification is ignored and counted as an error (docs/protocol.md,
+        // Notifications by version).
         self.count_error(shared, 0.0);
     }
 

@@ -51,8 +51,8 @@ pub trait FrameWriter: Send {
     }
 }
 
-/// Newline-delimited messages with the receive limit of PROTOCOL.md §1.8: a line longer than
-/// `max` is thrown away up to the next newline, with no reply.
+/// Newline-delimited messages with the receive limit (docs/protocol.md, Request size): a line
+/// longer than `max` is thrown away up to the next newline, with no reply.
 pub struct LineReader<R> {
     inner: BufReader<R>,
     max: usize,
@@ -141,15 +141,15 @@ impl<W: AsyncWrite + Unpin + Send> FrameWriter for LineWriter<W> {
     }
 }
 
-/// Size of a padded chunk's floor and of the warm-up budget (§1.3).
+/// Size of a padded chunk's floor and of the warm-up budget (docs/protocol.md, Padding).
 const PAD_UNIT: usize = 1024;
 /// Buffered output older than this is written at the next message or by the timer.
 const PAD_DELAY: Duration = Duration::from_secs(1);
 
-/// ElectrumX's outbound padding for TCP and TLS (PROTOCOL.md §1.3): messages are collected
-/// and written in chunks whose size is a power of two of at least 1024 bytes, the padding being
-/// spaces just before the closing bracket of the chunk's last message, so message sizes and
-/// timings leak less. A message is never split.
+/// ElectrumX's outbound padding for TCP and TLS (docs/protocol.md, Padding): messages are
+/// collected and written in chunks whose size is a power of two of at least 1024 bytes, the
+/// padding being spaces just before the closing bracket of the chunk's last message, so message
+/// sizes and timings leak less. A message is never split.
 pub struct PaddedLineWriter<W> {
     inner: W,
     /// framed messages (with their newline) not yet written
@@ -405,7 +405,7 @@ async fn serve_connection(
 }
 
 /// Accepts connections until shutdown. At `MAX_SESSIONS` the listener pauses until the count
-/// falls to 95 % of the cap (§1.9).
+/// falls to 95 % of the cap (docs/protocol.md, Timeouts and connection limits).
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: ServiceKind) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut count = shared.session_count.subscribe();

@@ -1,4 +1,5 @@
-//! Protocol version negotiation (PROTOCOL.md §2.2) and the thresholds that select behaviour.
+//! Protocol version negotiation (docs/protocol.md, Version negotiation) and the thresholds that
+//! select behaviour.
 
 use std::fmt;
 
