@@ -69,7 +69,7 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
     embed_networks(&manifest, &out_dir);
-    let vectors = manifest.join("../../shared/vectors");
+    let vectors = manifest.join("vectors");
     println!(
         "cargo:rerun-if-changed={}",
         vectors.join("blocks").display()
@@ -112,7 +112,7 @@ fn main() {
         writeln!(
             out,
             "#[test]\nfn vectors_folder_present() {{ panic!(\"test vectors not found at {} \
-             (the repository needs `shared/` beside it)\"); }}",
+             (see coins/vectors/README.md)\"); }}",
             vectors.display().to_string().replace('\\', "/")
         )
         .ok();

@@ -3,15 +3,14 @@
 
 use std::path::PathBuf;
 
-/// The vector directory beside the repository checkout (docs/coins.md, Vector status), found
-/// from `CARGO_MANIFEST_DIR` as below.
-/// Panics (fails the test) with a clear message when it is missing.
+/// The real block and transaction vectors, kept in the repository at `coins/vectors` with their
+/// source and licence (coins/vectors/README.md).
+/// Panics (fails the test) with a clear message when they are missing.
 pub fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors");
     assert!(
         dir.join("blocks").is_dir() && dir.join("transactions").is_dir(),
-        "test vectors not found at {} (expected blocks/ and transactions/ there: \
-         the repository must have `shared/` beside it)",
+        "test vectors not found at {} (expected blocks/ and transactions/ there)",
         dir.display()
     );
     dir
