@@ -354,6 +354,7 @@ async fn update_index_gauges(metrics: &Metrics, indexer: &Arc<Indexer>, daemon: 
     let stats_of = Arc::clone(indexer);
     if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || stats_of.store_stats()).await {
         metrics.set_db_size(stats.disk_bytes);
+        metrics.set_engine_counters(&stats.engine_counters);
     }
 }
 

@@ -58,6 +58,11 @@ struct CacheLabel {
     cache: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CounterLabel {
+    counter: String,
+}
+
 /// Request latency buckets: 100 µs doubling to about 26 s.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 19))
@@ -89,6 +94,7 @@ pub struct Metrics {
     flushed: Counter,
     db_size: Gauge,
     cache_size: Family<CacheLabel, Gauge>,
+    db_engine: Family<CounterLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -125,6 +131,7 @@ impl Metrics {
             flushed: Counter::default(),
             db_size: Gauge::default(),
             cache_size: Family::default(),
+            db_engine: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -210,6 +217,12 @@ impl Metrics {
             "Memory held by a cache, by cache",
             Unit::Bytes,
             m.cache_size.clone(),
+        );
+        r.register(
+            "db_engine",
+            "The storage engine's own counters (memtables, block cache, pending compaction...), \
+             by counter",
+            m.db_engine.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -297,6 +310,17 @@ impl Metrics {
     /// The database's size on disk.
     pub fn set_db_size(&self, bytes: u64) {
         self.db_size.set(saturating_i64(bytes));
+    }
+
+    /// The engine's own counters, as its store reports them.
+    pub fn set_engine_counters(&self, counters: &[(String, u64)]) {
+        for (counter, value) in counters {
+            self.db_engine
+                .get_or_create(&CounterLabel {
+                    counter: counter.clone(),
+                })
+                .set(saturating_i64(*value));
+        }
     }
 
     /// Memory held by `cache` (`utxo`, `history`, `headers`…).

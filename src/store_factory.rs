@@ -59,7 +59,8 @@ pub struct Tuning {
 /// UTXO cache and the rows of the next flush).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryPlan {
-    /// the engine's block cache plus write buffers (RocksDB), or page cache (SQLite)
+    /// the engine's block cache plus write buffers (RocksDB), page cache (SQLite), or the
+    /// dirty pages of a write transaction (LMDB)
     pub engine_mb: u64,
     /// blocks fetched and parsed ahead of the writer
     pub fetch_mb: u64,
@@ -70,6 +71,9 @@ pub struct MemoryPlan {
 impl MemoryPlan {
     /// Smallest share of each part, whatever the budget.
     const FLOOR_MB: u64 = 32;
+    /// The most dirty pages an LMDB write transaction keeps in memory before it spills
+    /// (`MDB_IDL_UM_MAX` pages of 4 KiB).
+    const LMDB_DIRTY_PAGES_MB: u64 = 512;
 
     /// The plan for `engine` under a budget of `cache_mb`.
     pub fn new(engine: &str, cache_mb: u64) -> Self {
@@ -79,7 +83,12 @@ impl MemoryPlan {
             "rocksdb" => 2 * eighth,
             // The writer connection's page cache.
             "sqlite" => eighth.min(256),
-            // LMDB has no cache of its own: pages live in the OS page cache through its map.
+            // LMDB has no cache of its own (pages live in the OS page cache through its map),
+            // but a write transaction copies every page it dirties into memory of its own, up
+            // to 512 MB (LMDB spills beyond that), and keeps those buffers for the next
+            // transaction. A flush into an index bigger than a few GB dirties that many, so
+            // the process holds them for good (docs/performance.md, "Memory at scale").
+            "lmdb" => (cache_mb * 3 / 8).min(Self::LMDB_DIRTY_PAGES_MB),
             _ => 0,
         };
         // More read-ahead than a few dozen large blocks buys nothing.
