@@ -611,6 +611,7 @@ fn the_metrics_reference_lists_every_series_the_registry_exports() {
     metrics.flush_finished(std::time::Duration::from_millis(1), 1);
     metrics.set_db_size(1);
     metrics.set_cache_size("utxo", 1);
+    metrics.set_engine_counters(&[("num-files-at-level0".to_string(), 1)]);
     let text = metrics.encode();
     // name -> (type, labels) from the exposition.
     let mut exported: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
