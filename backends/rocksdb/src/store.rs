@@ -135,11 +135,7 @@ impl RocksStore {
         let mut sizes = Vec::with_capacity(self.tables.len());
         for table in &self.tables {
             let cf = self.cf(table.name)?;
-            let size = self
-                .db
-                .property_int_value_cf(cf, "rocksdb.cur-size-active-mem-table")
-                .map_err(rocks_err)?
-                .unwrap_or(0);
+            let size = self.int_property(cf, "rocksdb.cur-size-active-mem-table")?;
             sizes.push((cf, size));
         }
         if sizes.iter().map(|(_, size)| size).sum::<u64>() <= budget {
@@ -156,6 +152,15 @@ impl RocksStore {
             }
         }
         Ok(())
+    }
+
+    /// An integer property of a column family (0 when RocksDB does not report it).
+    fn int_property(&self, cf: &ColumnFamily, name: &str) -> Result<u64> {
+        Ok(self
+            .db
+            .property_int_value_cf(cf, name)
+            .map_err(rocks_err)?
+            .unwrap_or(0))
     }
 
     fn cf(&self, table: &str) -> Result<&ColumnFamily> {
@@ -370,22 +375,14 @@ impl Store for RocksStore {
         let mut sums = [0u64; 6];
         for table in &self.tables {
             let cf = self.cf(table.name)?;
-            let rows = self
-                .db
-                .property_int_value_cf(cf, "rocksdb.estimate-num-keys")
-                .map_err(rocks_err)?
-                .unwrap_or(0);
+            let rows = self.int_property(cf, "rocksdb.estimate-num-keys")?;
             tables.push(TableStats {
                 name: table.name.to_string(),
                 rows,
                 rows_exact: false,
             });
             for (sum, prop) in sums.iter_mut().zip(props) {
-                *sum += self
-                    .db
-                    .property_int_value_cf(cf, prop)
-                    .map_err(rocks_err)?
-                    .unwrap_or(0);
+                *sum += self.int_property(cf, prop)?;
             }
         }
         for (prop, sum) in props.iter().zip(sums) {
@@ -399,11 +396,7 @@ impl Store for RocksStore {
                 "rocksdb.block-cache-usage",
                 "rocksdb.block-cache-pinned-usage",
             ] {
-                let value = self
-                    .db
-                    .property_int_value_cf(cf, prop)
-                    .map_err(rocks_err)?
-                    .unwrap_or(0);
+                let value = self.int_property(cf, prop)?;
                 counters.push((prop.trim_start_matches("rocksdb.").to_string(), value));
             }
         }
