@@ -18,6 +18,7 @@ use super::merkle::branch_and_root;
 use super::schema::*;
 use super::writer::{find_tx_num, read_txids, ChainView, IndexError, SharedChain};
 use crate::daemon::DaemonApi;
+use crate::query::gate::{self, current_request_gate, RowMeter};
 use crate::query::*;
 
 /// Raw transactions kept after a fetch from the node.
@@ -194,7 +195,9 @@ impl IndexQuery {
         f: impl FnOnce(&ChainView, &dyn ReadView) -> QueryResult<T> + Send + 'static,
     ) -> QueryResult<T> {
         let (store, chain) = (Arc::clone(&self.store), Arc::clone(&self.chain));
+        let gate = current_request_gate();
         tokio::task::spawn_blocking(move || {
+            let _gate = gate::enter(gate);
             let (view, snapshot) = chain.view_and_snapshot(store.as_ref())?;
             f(&view, snapshot.as_ref())
         })
@@ -214,7 +217,9 @@ impl IndexQuery {
             Arc::clone(&self.chain),
             Arc::clone(&self.mempool),
         );
+        let gate = current_request_gate();
         tokio::task::spawn_blocking(move || {
+            let _gate = gate::enter(gate);
             let guard = mempool.read();
             let (view, snapshot) = chain.view_and_snapshot(store.as_ref())?;
             let part = mempool_part(&guard);
@@ -241,14 +246,22 @@ fn height_of(chain: &ChainView, tx_num: TxNum) -> QueryResult<u32> {
 
 /// Confirmed history rows of `hashx` from tx number `from` on, at most `limit` of them (else
 /// `HistoryTooLarge`).
+///
+/// The txid look-ups are what a long history costs on a cold index (one random read each):
+/// they are counted on `meter` first, and `None` means the request waited in the heavy lane
+/// for them, so the caller looks again at what the reads ahead of it have cached.
 fn confirmed_history_from(
     chain: &ChainView,
     view: &dyn ReadView,
     hashx: &HashX,
     from: TxNum,
     limit: usize,
-) -> QueryResult<Vec<HistoryEntry>> {
+    meter: &mut RowMeter,
+) -> QueryResult<Option<Vec<HistoryEntry>>> {
     let tx_nums = history_tx_nums(view, hashx, from, limit)?;
+    if meter.add(tx_nums.len()) {
+        return Ok(None);
+    }
     tx_nums
         .into_iter()
         .map(|tx_num| {
@@ -258,7 +271,8 @@ fn confirmed_history_from(
                 fee: None,
             })
         })
-        .collect()
+        .collect::<QueryResult<_>>()
+        .map(Some)
 }
 
 /// The tx numbers of `hashx`'s history from `from` on, at most `limit` of them (else
@@ -312,18 +326,27 @@ fn confirmed_history(
     let Some(tip) = chain.height() else {
         return Ok(Vec::new());
     };
-    if cache.lock().known_too_large(chain, hashx, limit) {
-        return Err(QueryError::HistoryTooLarge);
-    }
-    match read_confirmed_history(cache, min_len, chain, view, hashx, limit, tip) {
-        Err(QueryError::HistoryTooLarge) => {
-            cache.lock().record_too_large(chain, *hashx, limit);
-            Err(QueryError::HistoryTooLarge)
+    let mut meter = RowMeter::new();
+    // At most twice: a request waits in the heavy lane once, and then looks again.
+    loop {
+        if cache.lock().known_too_large(chain, hashx, limit) {
+            return Err(QueryError::HistoryTooLarge);
         }
-        other => other,
+        match read_confirmed_history(cache, min_len, chain, view, hashx, limit, tip, &mut meter) {
+            Ok(Some(history)) => return Ok(history),
+            Ok(None) => continue,
+            Err(QueryError::HistoryTooLarge) => {
+                cache.lock().record_too_large(chain, *hashx, limit);
+                return Err(QueryError::HistoryTooLarge);
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
+/// `None` when the request waited in the heavy lane before its txid look-ups (see
+/// [`confirmed_history_from`]).
+#[allow(clippy::too_many_arguments)]
 fn read_confirmed_history(
     cache: &Mutex<HistoryCache>,
     min_len: usize,
@@ -332,7 +355,8 @@ fn read_confirmed_history(
     hashx: &HashX,
     limit: usize,
     tip: u32,
-) -> QueryResult<Vec<HistoryEntry>> {
+    meter: &mut RowMeter,
+) -> QueryResult<Option<Vec<HistoryEntry>>> {
     let cached = cache.lock().get(hashx);
     let was_cached = cached.is_some();
     let valid = cached.filter(|(height, hash, _)| chain.hashes.get(*height as usize) == Some(hash));
@@ -342,7 +366,7 @@ fn read_confirmed_history(
                 return Err(QueryError::HistoryTooLarge);
             }
             if *height == tip {
-                return Ok(entries.as_ref().clone());
+                return Ok(Some(entries.as_ref().clone()));
             }
             let from = chain
                 .tx_counts
@@ -354,7 +378,9 @@ fn read_confirmed_history(
         None => (None, 0),
     };
     let room = limit - prefix.map_or(0, |p| p.len());
-    let newer = confirmed_history_from(chain, view, hashx, from, room)?;
+    let Some(newer) = confirmed_history_from(chain, view, hashx, from, room, meter)? else {
+        return Ok(None);
+    };
     let all = match prefix {
         Some(p) if newer.is_empty() => p.as_ref().clone(),
         Some(p) => {
@@ -369,7 +395,7 @@ fn read_confirmed_history(
         if was_cached {
             cache.lock().remove(hashx);
         }
-        return Ok(all);
+        return Ok(Some(all));
     }
     let entries = Arc::new(all);
     cache.lock().put(
@@ -380,14 +406,16 @@ fn read_confirmed_history(
             entries: Arc::clone(&entries),
         },
     );
-    Ok(entries.as_ref().clone())
+    Ok(Some(entries.as_ref().clone()))
 }
 
-/// Confirmed unspent outputs of `hashx`: (tx number, vout, value).
+/// Confirmed unspent outputs of `hashx`: (tx number, vout, value). The rows are counted on
+/// `meter`: an exchange-like script's thousands of rows move the request to the heavy lane.
 fn confirmed_utxos(
     view: &dyn ReadView,
     hashx: &HashX,
     limit: usize,
+    meter: &mut RowMeter,
 ) -> QueryResult<Vec<(TxNum, u32, u64)>> {
     let mut out = Vec::new();
     for row in view.scan_prefix(UTXO, hashx, Direction::Forward)? {
@@ -395,6 +423,7 @@ fn confirmed_utxos(
         if out.len() >= limit {
             return Err(QueryError::HistoryTooLarge);
         }
+        meter.add(1);
         let parsed = (
             read_tx_num(&key[HASHX_LEN..]),
             read_u32_be(&key, HASHX_LEN + TX_NUM_LEN),
@@ -479,7 +508,7 @@ impl ChainQuery for IndexQuery {
         self.with_mempool(
             move |mempool| mempool.balance_delta(&hashx),
             move |_, view, unconfirmed| {
-                let confirmed = confirmed_utxos(view, &hashx, usize::MAX)?
+                let confirmed = confirmed_utxos(view, &hashx, usize::MAX, &mut RowMeter::new())?
                     .iter()
                     .map(|(_, _, v)| *v)
                     .sum();
@@ -506,7 +535,9 @@ impl ChainQuery for IndexQuery {
             },
             move |chain, view, (spends, mempool_utxos)| {
                 let mut out = Vec::new();
-                for (tx_num, vout, value) in confirmed_utxos(view, &hashx, limit)? {
+                let mut meter = RowMeter::new();
+                for (tx_num, vout, value) in confirmed_utxos(view, &hashx, limit, &mut meter)? {
+                    meter.add(1);
                     let txid = txid_of(view, tx_num)?;
                     if spends.contains(&OutPoint { txid, vout }) {
                         continue;

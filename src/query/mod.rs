@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::index::schema::HASHX_LEN;
 
+pub mod gate;
 pub mod reference;
 
 /// A 32-byte hash in internal byte order.

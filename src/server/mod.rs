@@ -234,6 +234,9 @@ pub(crate) struct Shared {
     /// until it is queued, and a 100,000-entry history is tens of MB before it is serialized,
     /// so a thousand at once must wait here rather than exhaust memory
     pub work_slots: Arc<tokio::sync::Semaphore>,
+    /// where requests whose reads turn heavy continue, a few at a time, having given their
+    /// work slot back to the light ones (query::gate)
+    pub heavy_lane: Arc<crate::query::gate::HeavyLane>,
     /// whether sessions opened from now on have their requests logged (admin `log new`)
     pub log_new_sessions: std::sync::atomic::AtomicBool,
     pub session_count: watch::Sender<usize>,
@@ -281,6 +284,7 @@ impl Server {
             next_id: AtomicU64::new(1),
             log_new_sessions: std::sync::atomic::AtomicBool::new(false),
             work_slots: Arc::new(tokio::sync::Semaphore::new(work_slot_count())),
+            heavy_lane: crate::query::gate::HeavyLane::new(crate::query::gate::heavy_lane_width()),
             session_count: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             config: Arc::clone(&config),

@@ -21,6 +21,7 @@ use super::transport::{Frame, FrameReader, FrameWriter};
 use super::version::ProtocolVersion;
 use super::{methods, SessionInfo, Shared};
 use crate::config::ServiceKind;
+use crate::query::gate::{ReadGate, REQUEST_GATE};
 use crate::query::{Hash32, HashX, OutPoint, OutpointStatus, ScriptHash};
 
 /// The JSON-RPC dialect fixed by the first message (docs/protocol.md, Dialects).
@@ -821,19 +822,15 @@ impl Session {
     }
 
     /// Throttles, runs with the request timeout, and says whether the session must close.
-    /// The server-wide work slot the answer was computed under comes back with it, to be
-    /// released once the answer is queued.
+    /// The gate holding the server-wide work slot (or heavy-lane place) the answer was
+    /// computed under comes back with it, to be released once the answer is queued.
     async fn run_request(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         method: &str,
         params: &Value,
         ticket: Option<&LaneTicket>,
-    ) -> (
-        Result<Value, RpcError>,
-        bool,
-        Option<tokio::sync::OwnedSemaphorePermit>,
-    ) {
+    ) -> (Result<Value, RpcError>, bool, Option<Arc<ReadGate>>) {
         let limits = &shared.config.limits;
         let timeout = Duration::from_secs(limits.request_timeout_secs.max(1));
         if self.logged.load(Ordering::Relaxed) {
@@ -875,8 +872,15 @@ impl Session {
             let _slot = self.acquire_slot(concurrency).await;
             // Taken after the session's own throttling, so a throttled session never holds one.
             let work_slot = Arc::clone(&shared.work_slots).acquire_owned().await.ok();
+            // The request's reads give the work slot back if they turn heavy (query::gate).
+            let gate = ReadGate::new(work_slot, Arc::clone(&shared.heavy_lane));
             let started = std::time::Instant::now();
-            let result = methods::dispatch(shared, self, method, params).await;
+            let result = REQUEST_GATE
+                .scope(
+                    Arc::clone(&gate),
+                    methods::dispatch(shared, self, method, params),
+                )
+                .await;
             if let Some(metrics) = shared.metrics.get() {
                 metrics.request_finished(
                     methods::metric_label(method),
@@ -884,7 +888,7 @@ impl Session {
                     result.is_ok(),
                 );
             }
-            (result, false, work_slot)
+            (result, false, Some(gate))
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
