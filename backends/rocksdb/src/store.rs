@@ -93,6 +93,7 @@ impl RocksStore {
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_wal_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(5);
+        db_opts.set_max_total_wal_size(options.max_total_wal_bytes);
 
         let mut families: Vec<ColumnFamilyDescriptor> = tables
             .iter()
