@@ -6,10 +6,13 @@
 //!     --scripts-from-daemon http://user:pass@HOST:PORT/
 //! cargo run -p anode-benches --release --all-features -- cold --server HOST:PORT \
 //!     --daemon http://user:pass@HOST:PORT/
+//! cargo run -p anode-benches --release --all-features -- scale --profile mainnet-50m \
+//!     --engines rocksdb --cgroup-mb 3000
 //! ```
 
 use std::path::PathBuf;
 
+use anode_benches::run::scale::{ScaleOptions, ScalePlan};
 use anode_benches::run::{self, cold::ColdOptions, plan::Plan, say, AllOptions, TargetSource};
 use anyhow::{bail, Context};
 use clap::{Arg, ArgMatches, Command};
@@ -38,6 +41,25 @@ where
         .with_context(|| format!("--{name} is missing"))?
         .parse()
         .with_context(|| format!("--{name}"))
+}
+
+/// A count written in full or with a suffix: `1000000`, `20m`, `1.5m`, `500k`.
+fn parse_count(text: &str) -> anyhow::Result<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, scale) = match lower.strip_suffix('m') {
+        Some(n) => (n, 1e6),
+        None => match lower.strip_suffix('k') {
+            Some(n) => (n, 1e3),
+            None => (lower.as_str(), 1.0),
+        },
+    };
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a count (1000000, 500k, 20m)"))?;
+    if !(value.is_finite() && value >= 1.0 / scale) {
+        bail!("{text:?} is not a positive count");
+    }
+    Ok((value * scale).round() as u64)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +99,23 @@ fn main() -> anyhow::Result<()> {
                 .arg(seed_arg())
                 .arg(Arg::new("keep-cache").long("keep-cache").action(clap::ArgAction::SetTrue).help("do not drop the page cache before each cell"))
                 .arg(Arg::new("out").long("out").default_value("target/bench-report/cold")),
+        )
+        .subcommand(
+            Command::new("scale")
+                .about("The initial sync at scale: a chain directory of tens of millions of transactions, synced by each engine inside a memory cgroup that caps its page cache (root), then cold queries on the finished index; writes summary.md, a CSV and an SVG of tx/s per engine")
+                .arg(Arg::new("profile").long("profile").default_value("mainnet-20m").help("tiny (the test suite's, seconds), mainnet-20m, mainnet-50m or mainnet-100m"))
+                .arg(Arg::new("txs").long("txs").help("transactions of the chain, instead of the profile's (1000000, or 1m, 50m)"))
+                .arg(Arg::new("engines").long("engines").help("comma-separated engines (default: every one compiled in)"))
+                .arg(Arg::new("cache-mb").long("cache-mb").help("CACHE_MB of every server (default: the profile's)"))
+                .arg(Arg::new("cgroup-mb").long("cgroup-mb").help("the memory cgroup's limit in MB, page cache included; 0 runs uncapped (default: the profile's)"))
+                .arg(Arg::new("reorg-limit").long("reorg-limit").help("REORG_LIMIT (default: the profile's)"))
+                .arg(Arg::new("cold-targets").long("cold-targets").help("random targets per cold-query cell; 0 skips the cold queries (default: the profile's)"))
+                .arg(Arg::new("chain-dir").long("chain-dir").help("the chain directory, generated when it holds no chain (default: WORK/chain-TXS)"))
+                .arg(Arg::new("work").long("work").default_value("/work/bench").help("where the databases (and by default the chain) go"))
+                .arg(Arg::new("out").long("out").default_value("target/scale-sync").help("output directory"))
+                .arg(Arg::new("anode").long("anode").help("the anode binary (default: the one beside anode-bench)"))
+                .arg(Arg::new("electrumx").long("electrumx").help("electrumx_server (scripts/install-peers) to sync on the same chain after the engines"))
+                .arg(Arg::new("cold-only").long("cold-only").action(clap::ArgAction::SetTrue).help("skip the syncs: run the cold queries on the indexes a previous run left in --work")),
         )
         .subcommand(
             Command::new("engine")
@@ -156,6 +195,60 @@ fn main() -> anyhow::Result<()> {
             let out = PathBuf::from(parse::<String>(m, "out")?);
             let path = run::run_cold_command(&options, coin, &out)?;
             say(&format!("report: {}", path.display()));
+        }
+        Some(("scale", m)) => {
+            let mut plan = ScalePlan::by_name(&parse::<String>(m, "profile")?)?;
+            if let Some(txs) = m.get_one::<String>("txs") {
+                plan.txs = parse_count(txs).context("--txs")?;
+            }
+            if m.contains_id("cache-mb") {
+                plan.cache_mb = parse(m, "cache-mb")?;
+            }
+            if m.contains_id("cgroup-mb") {
+                plan.cgroup_mb = parse(m, "cgroup-mb")?;
+            }
+            if m.contains_id("reorg-limit") {
+                plan.reorg_limit = parse(m, "reorg-limit")?;
+            }
+            if m.contains_id("cold-targets") {
+                plan.cold_targets = parse(m, "cold-targets")?;
+            }
+            // `--engines ""` runs only the peer given with --electrumx
+            let engines: Vec<String> = match m.get_one::<String>("engines") {
+                Some(list) => list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                None => run::engines().iter().map(|s| s.to_string()).collect(),
+            };
+            let work = PathBuf::from(parse::<String>(m, "work")?);
+            let anode = match m.get_one::<String>("anode") {
+                Some(path) => PathBuf::from(path),
+                None => std::env::current_exe()
+                    .context("locating anode-bench")?
+                    .with_file_name("anode"),
+            };
+            let chain_dir = match m.get_one::<String>("chain-dir") {
+                Some(dir) => PathBuf::from(dir),
+                // chain-20m, as scripts/scale-sync has always named them
+                None if plan.txs % 1_000_000 == 0 => {
+                    work.join(format!("chain-{}m", plan.txs / 1_000_000))
+                }
+                None => work.join(format!("chain-{}", plan.txs)),
+            };
+            let options = ScaleOptions {
+                plan,
+                engines,
+                anode,
+                chain_dir,
+                work,
+                out: PathBuf::from(parse::<String>(m, "out")?),
+                electrumx: m.get_one::<String>("electrumx").map(PathBuf::from),
+                cold_only: m.get_flag("cold-only"),
+            };
+            let path = run::scale::run_scale(&options)?;
+            say(&format!("summary: {}", path.display()));
         }
         Some(("engine", m)) => {
             let plan = Plan::by_name(&parse::<String>(m, "profile")?)?;

@@ -3,7 +3,8 @@
 //! curve, memory, bytes written, disk use before and after compaction), queries over TCP at
 //! several concurrencies, a wallet storm, new-block and mempool latency, and reorganisations;
 //! then a markdown report with SVG plots. `peer` runs the client-side workloads against any
-//! Electrum server.
+//! Electrum server. `scale` syncs a chain directory of tens of millions of transactions per
+//! engine inside a memory cgroup (see [`scale`]).
 //!
 //! Each engine runs in a child process of its own (`anode-bench engine ...`), so that peak
 //! memory and bytes written belong to one engine; the parent only orchestrates and reports.
@@ -17,6 +18,7 @@ pub mod machine;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod scale;
 pub mod sync;
 
 use std::io::Write;
