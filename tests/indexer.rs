@@ -6,7 +6,6 @@ mod support;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use anode::index::IndexError;
 use anode::index::SyncError;
 use anode::query::{ChainQuery, ScriptHash};
 use rand::{Rng, SeedableRng};
@@ -85,10 +84,10 @@ fn a_fork_deeper_than_the_undo_data_stops_with_a_clear_error() {
         .block_on(idx.catch_up(&mut anode::index::Progress::new(false)))
         .expect_err("a reorg of 5 with a limit of 3 must stop");
     assert!(
-        matches!(err, SyncError::Index(IndexError::ReorgTooDeep { .. })),
+        matches!(err, SyncError::ReorgTooDeep { depth: 5, .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("reorg limit 3"), "{err}");
+    assert!(err.to_string().contains("REORG_LIMIT is 3"), "{err}");
     assert_eq!(
         first_difference(&dump(store.as_ref()), &before),
         None,

@@ -158,6 +158,37 @@ pub struct ParsedBlock {
     pub trailing_bytes: usize,
 }
 
+/// How a block that parsed contradicts its own header ([`Coin::check_block`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockFault {
+    /// The txids hash to another merkle root than the one in the header.
+    #[error(
+        "its {txs} transactions do not match its header: they give merkle root {}, the header \
+         has {}",
+        hash_to_hex(.computed),
+        hash_to_hex(.in_header)
+    )]
+    MerkleMismatch {
+        /// the root in the header
+        in_header: Hash32,
+        /// the root of the block's txids
+        computed: Hash32,
+        /// how many transactions the block holds
+        txs: usize,
+    },
+    /// The transaction list repeats a run of transactions in a way that keeps the header's
+    /// merkle root (CVE-2012-2459): the same header with transactions that were never mined.
+    #[error(
+        "its transaction list is mutated: it repeats transactions in a way that keeps the \
+         header's merkle root (CVE-2012-2459)"
+    )]
+    MutatedTransactions,
+    /// Bytes after the last transaction, on a network whose blocks end there.
+    #[error("{0} bytes follow its last transaction, where the block should end")]
+    TrailingBytes(usize),
+}
+
 /// How the node's fee estimation is reached.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RpcInfo {
@@ -249,6 +280,44 @@ pub trait Coin: Send + Sync {
 
     /// Block encoder for chain simulators; `None` for families without one.
     fn encoder(&self) -> Option<&dyn BlockEncoder>;
+
+    /// Checks a parsed block against what its header commits to: the merkle root of its
+    /// txids (with Bitcoin Core's mutation rule), and, on networks without
+    /// [`NetworkParams::trailing_data`], that nothing follows the last transaction. Decred's
+    /// trees (BLAKE-256, stake transactions in their own tree) are not checked, nor is a
+    /// genesis block whose transactions the network does not parse. Together with the block
+    /// hash this ties every byte the index uses to the header's proof of work.
+    fn check_block(&self, block: &ParsedBlock, height: Option<u32>) -> Result<(), BlockFault> {
+        let params = self.params();
+        if !params.trailing_data && block.trailing_bytes > 0 {
+            return Err(BlockFault::TrailingBytes(block.trailing_bytes));
+        }
+        let unparsed_genesis = params.genesis == GenesisRule::NoTransactions && height == Some(0);
+        if params.tx_format == TxFormat::Decred || unparsed_genesis {
+            return Ok(());
+        }
+        let Some(in_header) = block
+            .header
+            .get(36..68)
+            .and_then(|root| Hash32::try_from(root).ok())
+        else {
+            // Headers shorter than the merkle root fail to parse; nothing to compare.
+            return Ok(());
+        };
+        let txids: Vec<Hash32> = block.txs.iter().map(|tx| tx.txid).collect();
+        let (computed, mutated) = merkle_root_and_mutation(&txids);
+        if computed != in_header {
+            return Err(BlockFault::MerkleMismatch {
+                in_header,
+                computed,
+                txs: txids.len(),
+            });
+        }
+        if mutated {
+            return Err(BlockFault::MutatedTransactions);
+        }
+        Ok(())
+    }
 }
 
 /// What a chain simulator needs to build blocks in a family's format.
@@ -280,6 +349,36 @@ pub fn merkle_root(txids: &[Hash32]) -> Hash32 {
         Ok(root) => root,
         Err(never) => match never {},
     }
+}
+
+/// [`merkle_root`] and whether some level pairs two equal hashes, which Bitcoin Core calls a
+/// mutated tree: a transaction list with a repeated run (CVE-2012-2459) gives the same root as
+/// the list that was mined.
+pub fn merkle_root_and_mutation(txids: &[Hash32]) -> (Hash32, bool) {
+    if txids.is_empty() {
+        return ([0; 32], false);
+    }
+    let mut mutated = false;
+    let mut level: Vec<Hash32> = txids.to_vec();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for pair in level.chunks(2) {
+            // An odd level's last hash is paired with itself by the rule, not by the block.
+            let right = match pair.get(1) {
+                Some(right) => {
+                    mutated |= *right == pair[0];
+                    right
+                }
+                None => &pair[0],
+            };
+            let mut buf = [0u8; 64];
+            buf[..32].copy_from_slice(&pair[0]);
+            buf[32..].copy_from_slice(right);
+            next.push(hash::sha256d(&buf));
+        }
+        level = next;
+    }
+    (level[0], mutated)
 }
 
 /// Merkle root of `txids` with `hash_pair` hashing each 64-byte concatenated pair; odd levels

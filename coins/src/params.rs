@@ -344,6 +344,8 @@ struct NetworkDef {
     mempool_histogram_refresh_secs: Option<u32>,
     #[serde(default)]
     client_warning: bool,
+    #[serde(default = "default_true")]
+    trailing_data: bool,
     #[serde(default)]
     notes: Option<String>,
 }
@@ -405,6 +407,10 @@ pub struct NetworkParams {
     pub mempool_histogram_refresh_secs: u32,
     /// Append an upgrade warning for old clients on broadcast (Bitcoin, Bitcoin Cash).
     pub client_warning: bool,
+    /// Whether a block may carry bytes after its last transaction (a proof-of-stake block
+    /// signature, Litecoin's MWEB extension block). Where it may not, such bytes make the
+    /// block malformed ([`crate::Coin::check_block`]).
+    pub trailing_data: bool,
     pub notes: Option<String>,
 }
 
@@ -554,6 +560,7 @@ impl NetworkParams {
             name_index: d.name_index,
             mempool_histogram_refresh_secs: d.mempool_histogram_refresh_secs.unwrap_or(500),
             client_warning: d.client_warning,
+            trailing_data: d.trailing_data,
             notes: d.notes,
         })
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 /// Outcome of one block vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Outcome {
-    /// Hash, previous hash, every txid (and the merkle root) match.
+    /// Hash, previous hash, every txid (and the merkle root) match; `check_block` accepts it.
     Pass,
     /// Previous hash and txids match; the block-hash algorithm is not available.
     NoHash(String),
@@ -122,6 +122,10 @@ fn check_block(stem: &str, v: &Value) -> Outcome {
         if hash_to_hex(&merkle_root(&ids)) != want_root {
             return Outcome::Fail("merkle root differs".into());
         }
+    }
+    // What a server checks of every block a node serves must hold for every real one.
+    if let Err(fault) = coin.check_block(&block, height) {
+        return Outcome::Fail(format!("check_block: {fault}"));
     }
     if !block.hash_available {
         // Name the algorithm this header needs, as the coin reports it.

@@ -140,6 +140,7 @@ pub async fn run(binary: &Path) -> anyhow::Result<SuiteReport> {
                 initial_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_millis(500),
                 give_up_after: Some(Duration::from_secs(30)),
+                ..RetryPolicy::default()
             },
             ..RpcDaemonOptions::default()
         })

@@ -32,6 +32,7 @@ async fn the_suite_runs_over_a_daemon_url() {
                 initial_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(200),
                 give_up_after: Some(Duration::from_secs(10)),
+                ..RetryPolicy::default()
             },
             ..RpcDaemonOptions::default()
         })

@@ -79,6 +79,46 @@ pub enum DaemonError {
     /// An operation this client cannot do.
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// The node kept answering a call with an HTTP error page or a broken answer (cut off
+    /// mid-body, not JSON) until the retry limit: it is failing, not restarting, and a half
+    /// answer must never be read as data.
+    #[error(
+        "the daemon at {url} answered `{method}` with {problem}, {attempts} times in a row; \
+         anode stopped rather than index from broken answers. Look at the node's log (and at \
+         any proxy between anode and the node), then start anode again: it resumes where it \
+         stopped"
+    )]
+    BrokenAnswers {
+        /// the URL, credentials hidden
+        url: String,
+        /// the method called (`REST block` for `/rest/block/HASH.bin`)
+        method: String,
+        /// answers tried
+        attempts: u32,
+        /// the last broken answer
+        problem: String,
+    },
+    /// A block the node served fails the checks every block gets before it is indexed: its
+    /// bytes do not decode or parse, it is not the block asked for, or its transactions do not
+    /// match its header.
+    #[error(
+        "{node} served a bad block{at_height} when asked for block {hash}: {problem}. Nothing \
+         from this block was written to the index, which ends at the block before it. Check \
+         the node (`bitcoin-cli getblock {hash} 0` there, its debug.log; a node with damaged \
+         block files needs -reindex) and the network path to it (an RPC over plain HTTP is \
+         best kept on localhost or inside a VPN or TLS tunnel), then start anode again",
+        at_height = height_suffix(.height)
+    )]
+    BadBlock {
+        /// the node (and block source) it came from, credentials hidden
+        node: String,
+        /// its height, when the caller knows it
+        height: Option<u32>,
+        /// the hash asked for, display order
+        hash: String,
+        /// what is wrong with it
+        problem: String,
+    },
     /// The P2P block source failed.
     #[error("P2P block source {peer}: {source}")]
     P2p {
@@ -89,6 +129,10 @@ pub enum DaemonError {
     },
 }
 
+fn height_suffix(height: &Option<u32>) -> String {
+    height.map_or_else(String::new, |h| format!(" at height {h}"))
+}
+
 impl DaemonError {
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
@@ -96,5 +140,33 @@ impl DaemonError {
             self,
             DaemonError::Unreachable { .. } | DaemonError::WarmingUp(_)
         ) || matches!(self, DaemonError::P2p { source, .. } if source.is_transient())
+    }
+
+    /// Whether the node answered, but wrongly enough that the sync must stop instead of
+    /// retrying: a bad block, or broken answers past the retry limit. Retrying such a node
+    /// would at best loop on the same fault and at worst index what it got wrong.
+    pub fn is_node_fault(&self) -> bool {
+        matches!(
+            self,
+            DaemonError::BadBlock { .. } | DaemonError::BrokenAnswers { .. }
+        )
+    }
+
+    /// A [`DaemonError::BadBlock`] with the height filled in where it was missing.
+    pub fn at_height(self, block_height: u32) -> Self {
+        match self {
+            DaemonError::BadBlock {
+                node,
+                height: None,
+                hash,
+                problem,
+            } => DaemonError::BadBlock {
+                node,
+                height: Some(block_height),
+                hash,
+                problem,
+            },
+            other => other,
+        }
     }
 }

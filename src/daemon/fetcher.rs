@@ -46,6 +46,33 @@ pub struct FetchedBlock {
     _budget: OwnedSemaphorePermit,
 }
 
+/// Parses a block the node served for `height` and checks it is the block asked for: it
+/// parses to its end, its header hashes to `asked`, and its transactions give the merkle root
+/// in that header ([`Coin::check_block`]). Nothing else ties the bytes of a block to the chain:
+/// a node bug, damaged block files or a man-in-the-middle on an RPC over plain HTTP would
+/// otherwise write wrong histories and balances into the index, where they stay. It runs on
+/// the blocking threads that parse anyway, so the async threads only move bytes and the check
+/// costs about one SHA-256d per transaction on top of parsing.
+fn check_served_block(
+    coin: &dyn Coin,
+    raw: &[u8],
+    height: u32,
+    asked: &Hash32,
+) -> std::result::Result<ParsedBlock, String> {
+    let parsed = coin
+        .parse_block(raw, Some(height))
+        .map_err(|e| format!("its {} bytes are not a well-formed block ({e})", raw.len()))?;
+    if parsed.hash_available && parsed.hash != *asked {
+        return Err(format!(
+            "its header hashes to {}, another block",
+            hash_to_hex(&parsed.hash)
+        ));
+    }
+    coin.check_block(&parsed, Some(height))
+        .map_err(|fault| fault.to_string())?;
+    Ok(parsed)
+}
+
 /// Fetches heights `from..=to` in order and sends them on a channel.
 pub struct BlockFetcher;
 
@@ -96,30 +123,22 @@ impl BlockFetcher {
                 // and this loop waits to deliver, requests already sent still complete instead
                 // of stalling into the client's timeout.
                 let job = async move {
-                    let raw = daemon.block(&hash).await?;
-                    let (raw, parsed) = tokio::task::spawn_blocking(move || {
-                        let parsed = coin.parse_block(&raw, Some(height));
-                        (raw, parsed)
+                    let raw = daemon.block(&hash).await.map_err(|e| e.at_height(height))?;
+                    let (raw, checked) = tokio::task::spawn_blocking(move || {
+                        let checked = check_served_block(coin.as_ref(), &raw, height, &hash);
+                        (raw, checked)
                     })
                     .await
                     .map_err(|e| DaemonError::BadResponse {
                         method: "getblock".into(),
                         reason: format!("parser task failed: {e}"),
                     })?;
-                    let parsed = parsed.map_err(|e| DaemonError::BadResponse {
-                        method: "getblock".into(),
-                        reason: format!("block {} at height {height}: {e}", hash_to_hex(&hash)),
+                    let parsed = checked.map_err(|problem| DaemonError::BadBlock {
+                        node: daemon.describe(),
+                        height: Some(height),
+                        hash: hash_to_hex(&hash),
+                        problem,
                     })?;
-                    if parsed.hash_available && parsed.hash != hash {
-                        return Err(DaemonError::BadResponse {
-                            method: "getblock".into(),
-                            reason: format!(
-                                "asked for block {} at height {height}, got {}",
-                                hash_to_hex(&hash),
-                                hash_to_hex(&parsed.hash)
-                            ),
-                        });
-                    }
                     Ok((height, hash, raw, parsed))
                 };
                 async move {

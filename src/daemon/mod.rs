@@ -101,6 +101,11 @@ pub trait DaemonApi: Send + Sync {
     async fn test_mempool_accept(&self, raw_hexes: &[String]) -> Result<serde_json::Value>;
     /// `submitpackage` with the node's answer.
     async fn submit_package(&self, raw_hexes: &[String]) -> Result<serde_json::Value>;
+    /// The node as messages name it ("the node at http://127.0.0.1:8332/"), credentials
+    /// hidden, with the block source where blocks come from elsewhere.
+    fn describe(&self) -> String {
+        "the node".to_string()
+    }
     /// Points the client at other node URLs, starting with the first (the admin `daemon_url`
     /// command). Clients without URLs refuse.
     fn replace_urls(&self, urls: &[String]) -> Result<()> {

@@ -938,6 +938,13 @@ impl DaemonApi for P2pDaemon {
     fn replace_urls(&self, urls: &[String]) -> Result<()> {
         self.inner.replace_urls(urls)
     }
+    fn describe(&self) -> String {
+        format!(
+            "{} (blocks from its P2P port {})",
+            self.inner.describe(),
+            self.addr
+        )
+    }
     async fn send_raw_transaction(&self, raw_hex: &str) -> Result<Hash32> {
         self.inner.send_raw_transaction(raw_hex).await
     }

@@ -14,7 +14,8 @@ use super::{
     MempoolInfo, Result,
 };
 
-/// How long and how often to retry a node that cannot be reached or is still loading.
+/// How long and how often to retry a node that cannot be reached, is still loading, or
+/// answers brokenly.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// first wait
@@ -24,6 +25,11 @@ pub struct RetryPolicy {
     /// give up after this long; `None` retries for ever (the indexer's choice: a node restart
     /// must not stop the server)
     pub give_up_after: Option<Duration>,
+    /// tries of one call that the node answers with an HTTP error page (500, not the 502-504
+    /// of a node or proxy that is down or busy) or a broken answer (the connection closed
+    /// mid-body, JSON cut short) before [`DaemonError::BrokenAnswers`]: a node that keeps
+    /// doing so is failing, not restarting
+    pub broken_answer_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -32,8 +38,73 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             give_up_after: None,
+            // With the default backoff, about 11 s of broken answers.
+            broken_answer_attempts: 8,
         }
     }
+}
+
+/// Why one try of a call failed in a way worth another try.
+enum Failure {
+    /// the node (or the proxy in front of it) is down, busy or loading: retried as long as the
+    /// policy's `give_up_after` allows
+    Unavailable(DaemonError),
+    /// an HTTP error page or a broken answer: retried `broken_answer_attempts` times
+    Broken { url: String, problem: String },
+}
+
+/// The retry state of one call.
+struct Retries {
+    policy: RetryPolicy,
+    started: Instant,
+    backoff: Duration,
+    broken: u32,
+}
+
+impl Retries {
+    fn new(policy: RetryPolicy) -> Self {
+        Retries {
+            policy,
+            started: Instant::now(),
+            backoff: policy.initial_backoff,
+            broken: 0,
+        }
+    }
+
+    /// Waits before the next try, or returns the error that ends the call.
+    async fn wait_after(&mut self, method: &str, failure: Failure) -> Result<()> {
+        let error = match failure {
+            Failure::Unavailable(error) => error,
+            Failure::Broken { url, problem } => {
+                self.broken += 1;
+                let error = DaemonError::BrokenAnswers {
+                    url,
+                    method: method.to_string(),
+                    attempts: self.broken,
+                    problem,
+                };
+                if self.broken >= self.policy.broken_answer_attempts.max(1) {
+                    return Err(error);
+                }
+                error
+            }
+        };
+        if let Some(limit) = self.policy.give_up_after {
+            if self.started.elapsed() + self.backoff > limit {
+                return Err(error);
+            }
+        }
+        warn!(method, error = %error, retry_in_ms = self.backoff.as_millis() as u64, "daemon call failed; retrying");
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(self.policy.max_backoff);
+        Ok(())
+    }
+}
+
+/// Whether an HTTP status says the node or a proxy in front of it is down or overloaded
+/// (Bitcoin Core's "Work queue depth exceeded" is a 503), which a later try may find gone.
+fn unavailable_status(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
 }
 
 /// Options of [`RpcDaemon`].
@@ -194,20 +265,21 @@ impl RpcDaemon {
     }
 
     /// Sends one JSON-RPC body (a request or a batch) and returns the parsed answer, retrying
-    /// and failing over per the retry policy.
+    /// and failing over per the retry policy. An answer is used only when its whole body
+    /// arrived and parses as JSON.
     async fn post(&self, method: &str, body: &Value) -> Result<Value> {
-        let started = Instant::now();
-        let mut backoff = self.options.retry.initial_backoff;
+        let mut retries = Retries::new(self.options.retry);
         let mut refreshed_cookie = false;
         loop {
             let endpoints = self.endpoints();
             let index = self.current.load(Ordering::Relaxed) % endpoints.len();
             let endpoint = &endpoints[index];
+            let url = endpoint.base.to_string();
             let mut request = self.http.post(endpoint.base.clone()).json(body);
             if let Some((user, pass)) = self.credentials(endpoint) {
                 request = request.basic_auth(user, Some(pass));
             }
-            let transient = match request.send().await {
+            let failure = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
                     if status == reqwest::StatusCode::UNAUTHORIZED
@@ -223,51 +295,70 @@ impl RpcDaemon {
                                 self.read_cookie();
                             continue;
                         }
-                        return Err(DaemonError::Auth {
-                            url: endpoint.base.to_string(),
-                        });
+                        return Err(DaemonError::Auth { url });
                     }
-                    let text = response.text().await.unwrap_or_default();
-                    match serde_json::from_str::<Value>(&text) {
-                        Ok(answer) => match warming_up(&answer) {
-                            Some(message) => DaemonError::WarmingUp(message),
-                            None => return Ok(answer),
-                        },
-                        // "Work queue depth exceeded" and other overload pages are plain text.
-                        Err(_) if status.is_server_error() => {
+                    match response.bytes().await {
+                        Err(e) => {
                             self.fail_over(index);
-                            DaemonError::Unreachable {
-                                url: endpoint.base.to_string(),
-                                reason: format!("HTTP {status}: {}", text.trim()),
+                            Failure::Broken {
+                                url,
+                                problem: format!(
+                                    "an answer cut off mid-body (HTTP {status}, {})",
+                                    error_chain(&e)
+                                ),
                             }
                         }
-                        Err(e) => {
-                            return Err(DaemonError::BadResponse {
-                                method: method.to_string(),
-                                reason: format!(
-                                    "HTTP {status}, not JSON ({e}): {}",
-                                    truncate(&text)
-                                ),
-                            })
-                        }
+                        Ok(text) => match serde_json::from_slice::<Value>(&text) {
+                            Ok(answer) => match warming_up(&answer) {
+                                Some(message) => {
+                                    Failure::Unavailable(DaemonError::WarmingUp(message))
+                                }
+                                None => return Ok(answer),
+                            },
+                            // "Work queue depth exceeded" and other overload pages are plain
+                            // text.
+                            Err(_) if unavailable_status(status) => {
+                                self.fail_over(index);
+                                Failure::Unavailable(DaemonError::Unreachable {
+                                    url,
+                                    reason: format!("HTTP {status}: {}", truncate_bytes(&text)),
+                                })
+                            }
+                            Err(e) if status.is_server_error() || status.is_success() => {
+                                self.fail_over(index);
+                                let problem = if status.is_success() {
+                                    format!(
+                                        "a truncated or non-JSON answer (HTTP {status}, {} \
+                                         bytes: {e})",
+                                        text.len()
+                                    )
+                                } else {
+                                    format!("HTTP {status}: {}", truncate_bytes(&text))
+                                };
+                                Failure::Broken { url, problem }
+                            }
+                            // A 404 page and the like: the URL's path is wrong, not the node.
+                            Err(e) => {
+                                return Err(DaemonError::BadResponse {
+                                    method: method.to_string(),
+                                    reason: format!(
+                                        "HTTP {status}, not JSON ({e}): {}",
+                                        truncate_bytes(&text)
+                                    ),
+                                })
+                            }
+                        },
                     }
                 }
                 Err(e) => {
                     self.fail_over(index);
-                    DaemonError::Unreachable {
-                        url: endpoint.base.to_string(),
+                    Failure::Unavailable(DaemonError::Unreachable {
+                        url,
                         reason: error_chain(&e),
-                    }
+                    })
                 }
             };
-            if let Some(limit) = self.options.retry.give_up_after {
-                if started.elapsed() + backoff > limit {
-                    return Err(transient);
-                }
-            }
-            warn!(method, error = %transient, retry_in_ms = backoff.as_millis() as u64, "daemon call failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.options.retry.max_backoff);
+            retries.wait_after(method, failure).await?;
         }
     }
 
@@ -330,37 +421,61 @@ impl RpcDaemon {
             .collect()
     }
 
+    /// The raw block over REST; `None` when the node answers that it has no REST interface
+    /// (a 404 or another client error). HTTP error pages and bodies cut short are retried as
+    /// [`RpcDaemon::post`] retries them.
     async fn block_rest(&self, hash: &Hash32) -> Result<Option<Vec<u8>>> {
-        let endpoints = self.endpoints();
-        let index = self.current.load(Ordering::Relaxed) % endpoints.len();
-        let url = endpoints[index]
-            .base
-            .join(&format!("rest/block/{}.bin", hash_to_hex(hash)))
-            .map_err(|e| DaemonError::BadUrl {
-                url: self.current_url(),
-                reason: e.to_string(),
-            })?;
-        let response = match self.http.get(url).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail_over(index);
-                return Err(DaemonError::Unreachable {
-                    url: self.current_url(),
-                    reason: error_chain(&e),
-                });
-            }
-        };
-        if response.status().is_success() {
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| DaemonError::Unreachable {
-                    url: self.current_url(),
-                    reason: error_chain(&e),
+        const METHOD: &str = "REST block";
+        let mut retries = Retries::new(self.options.retry);
+        loop {
+            let endpoints = self.endpoints();
+            let index = self.current.load(Ordering::Relaxed) % endpoints.len();
+            let base = &endpoints[index].base;
+            let url = base
+                .join(&format!("rest/block/{}.bin", hash_to_hex(hash)))
+                .map_err(|e| DaemonError::BadUrl {
+                    url: base.to_string(),
+                    reason: e.to_string(),
                 })?;
-            return Ok(Some(bytes.to_vec()));
+            let base = base.to_string();
+            let response = match self.http.get(url).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail_over(index);
+                    return Err(DaemonError::Unreachable {
+                        url: base,
+                        reason: error_chain(&e),
+                    });
+                }
+            };
+            let status = response.status();
+            let failure = if status.is_success() {
+                match response.bytes().await {
+                    Ok(bytes) => return Ok(Some(bytes.to_vec())),
+                    Err(e) => Failure::Broken {
+                        url: base,
+                        problem: format!(
+                            "a block cut off mid-body (HTTP {status}, {})",
+                            error_chain(&e)
+                        ),
+                    },
+                }
+            } else if unavailable_status(status) {
+                Failure::Unavailable(DaemonError::Unreachable {
+                    url: base,
+                    reason: format!("HTTP {status} for a REST block"),
+                })
+            } else if status.is_server_error() {
+                let page = response.bytes().await.unwrap_or_default();
+                Failure::Broken {
+                    url: base,
+                    problem: format!("HTTP {status}: {}", truncate_bytes(&page)),
+                }
+            } else {
+                return Ok(None);
+            };
+            retries.wait_after(METHOD, failure).await?;
         }
-        Ok(None)
     }
 
     /// Checks the node serves `expected_genesis` (display order) and keeps every block and
@@ -564,6 +679,11 @@ fn truncate(text: &str) -> String {
     text.chars().take(200).collect()
 }
 
+/// The start of an answer's body, for messages (bodies that are not UTF-8 show lossily).
+fn truncate_bytes(body: &[u8]) -> String {
+    truncate(String::from_utf8_lossy(&body[..body.len().min(800)]).trim())
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -644,6 +764,11 @@ impl DaemonApi for RpcDaemon {
     fn replace_urls(&self, urls: &[String]) -> Result<()> {
         RpcDaemon::replace_urls(self, urls)
     }
+
+    fn describe(&self) -> String {
+        format!("the node at {}", self.current_url())
+    }
+
     async fn chain_info(&self) -> Result<ChainInfo> {
         from_value(
             "getblockchaininfo",
@@ -690,7 +815,16 @@ impl DaemonApi for RpcDaemon {
             }
         }
         let value = self.call("getblock", json!([hash_to_hex(hash), 0])).await?;
-        hex_bytes("getblock", &value)
+        let text = value.as_str().unwrap_or_default();
+        hex::decode(text).map_err(|e| DaemonError::BadBlock {
+            node: self.describe(),
+            height: None,
+            hash: hash_to_hex(hash),
+            problem: format!(
+                "`getblock` answered {} characters that are not a block's hex ({e})",
+                text.len()
+            ),
+        })
     }
 
     async fn raw_transactions(&self, txids: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>> {

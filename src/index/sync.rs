@@ -19,15 +19,68 @@ use crate::query::{ChainEvent, Hash32};
 /// Why the sync stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// The index refused (reorg too deep, inconsistent data, store failure).
+    /// The index refused (inconsistent data, store failure).
     #[error(transparent)]
     Index(#[from] IndexError),
-    /// The node failed.
-    #[error("the node: {0}")]
+    /// The node failed; its messages name the node.
+    #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The node's chain leaves the index's further back than the undo data reaches.
+    #[error(
+        "{node} has reorganised {}: the index ends at block {indexed_height} ({indexed_hash}), \
+         the node's chain now ends at block {node_height} ({node_hash}). REORG_LIMIT is \
+         {limit}: the index keeps undo data for its last {limit} blocks only, so it cannot \
+         follow, and anode stopped without writing anything from the node's chain. If the node \
+         is on the wrong chain (a stale or forked node, or another network's data), fix the \
+         node and start anode again: it resumes. If the reorganisation is real, rebuild the \
+         index: stop anode, move DB_DIRECTORY aside and sync again, with REORG_LIMIT set above \
+         {depth} for reorganisations this deep to be followed in future",
+        reorg_depth(*.depth, *.fork)
+    )]
+    ReorgTooDeep {
+        /// the node, as its client describes it
+        node: String,
+        /// blocks of the index the node no longer has (a lower bound when `fork` is unknown)
+        depth: u32,
+        /// the last block both chains share, when found within the search
+        fork: Option<u32>,
+        /// the index's tip height
+        indexed_height: u32,
+        /// the index's tip hash, display order
+        indexed_hash: String,
+        /// the node's tip height
+        node_height: u32,
+        /// the node's tip hash, display order
+        node_hash: String,
+        /// the configured reorg limit
+        limit: u32,
+    },
     /// A blocking task died.
     #[error("indexer task failed: {0}")]
     Task(String),
+}
+
+fn reorg_depth(depth: u32, fork: Option<u32>) -> String {
+    match fork {
+        Some(fork) => {
+            format!("{depth} blocks deep (its chain leaves the index's after block {fork})")
+        }
+        None => format!(
+            "at least {depth} blocks deep (none of the index's last {depth} blocks is on its \
+             chain)"
+        ),
+    }
+}
+
+/// Where the node's chain leaves the index's.
+enum ForkPoint {
+    /// the highest height both chains share
+    At(u32),
+    /// none of the heights down to this one are shared, and looking further would pass the
+    /// reorg limit
+    Below(u32),
+    /// not even the genesis block is shared
+    Nowhere,
 }
 
 /// Tuning of the sync loop.
@@ -209,9 +262,9 @@ impl Indexer {
             .map_err(SyncError::from)
     }
 
-    /// Height of the highest block the index shares with the node's chain, at or below
-    /// `from`. Walks down in growing steps, never further than the reorg limit.
-    async fn fork_point(&self, from: u32) -> Result<Option<u32>, SyncError> {
+    /// The highest block the index shares with the node's chain, at or below `from`. Walks
+    /// down in growing steps, never further than the reorg limit.
+    async fn fork_point(&self, from: u32) -> Result<ForkPoint, SyncError> {
         let mut top = from;
         let mut step = 8u32;
         loop {
@@ -221,22 +274,38 @@ impl Indexer {
             for (i, hash) in theirs.iter().enumerate().rev() {
                 let height = bottom + i as u32;
                 if writer.hash_at(height) == Some(*hash) {
-                    return Ok(Some(height));
+                    return Ok(ForkPoint::At(height));
                 }
             }
             drop(writer);
             if bottom == 0 {
-                return Ok(None);
+                return Ok(ForkPoint::Nowhere);
             }
             if from - bottom > self.reorg_limit {
-                return Err(IndexError::ReorgTooDeep {
-                    height: bottom,
-                    limit: self.reorg_limit,
-                }
-                .into());
+                return Ok(ForkPoint::Below(bottom));
             }
             top = bottom - 1;
             step = step.saturating_mul(2);
+        }
+    }
+
+    /// The error for a reorganisation of the node's chain deeper than the reorg limit.
+    fn reorg_too_deep(
+        &self,
+        indexed: (u32, Hash32),
+        node: &crate::daemon::ChainInfo,
+        depth: u32,
+        fork: Option<u32>,
+    ) -> SyncError {
+        SyncError::ReorgTooDeep {
+            node: self.daemon.describe(),
+            depth,
+            fork,
+            indexed_height: indexed.0,
+            indexed_hash: crate::daemon::hash_to_hex(&indexed.1),
+            node_height: node.blocks,
+            node_hash: node.bestblockhash.clone(),
+            limit: self.reorg_limit,
         }
     }
 
@@ -252,21 +321,28 @@ impl Indexer {
             if node_hash.is_some() && self.tip().map(|(_, h)| h) == node_hash {
                 break;
             }
-            if let Some((height, _)) = self.tip() {
+            if let Some((height, tip_hash)) = self.tip() {
                 let check = height.min(node_height);
-                let fork = self.fork_point(check).await?;
-                let Some(fork) = fork else {
-                    return Err(IndexError::Corrupt(
-                        "the node's genesis block differs from the index's".into(),
-                    )
-                    .into());
+                // Nothing is undone before the whole depth is known to be within the limit:
+                // a deeper reorganisation stops the sync with the index untouched, and blocks
+                // of the node's chain are never applied on top of blocks it no longer has
+                // (`apply_block` checks each block's parent).
+                let fork = match self.fork_point(check).await? {
+                    ForkPoint::At(fork) => fork,
+                    ForkPoint::Below(lowest) => {
+                        let depth = height - lowest + 1;
+                        return Err(self.reorg_too_deep((height, tip_hash), &info, depth, None));
+                    }
+                    ForkPoint::Nowhere => {
+                        return Err(IndexError::Corrupt(
+                            "the node's genesis block differs from the index's".into(),
+                        )
+                        .into())
+                    }
                 };
                 if height - fork > self.reorg_limit {
-                    return Err(IndexError::ReorgTooDeep {
-                        height: fork + 1,
-                        limit: self.reorg_limit,
-                    }
-                    .into());
+                    let depth = height - fork;
+                    return Err(self.reorg_too_deep((height, tip_hash), &info, depth, Some(fork)));
                 }
                 while self.tip().is_some_and(|(h, _)| h > fork) {
                     let mempool = Arc::clone(&self.mempool);
@@ -328,12 +404,19 @@ impl Indexer {
                 .map_err(IndexError::from)?;
         }
         let mut complete = true;
+        let mut fetch_failed = None;
         while let Some(block) = blocks.recv().await {
             if self.is_stopping() {
                 complete = false;
                 break;
             }
-            let block = block?;
+            let block = match block {
+                Ok(block) => block,
+                Err(e) => {
+                    fetch_failed = Some(e);
+                    break;
+                }
+            };
             let height = block.height;
             let txs = block.parsed.txs.len() as u64;
             let mempool = Arc::clone(&self.mempool);
@@ -370,6 +453,14 @@ impl Indexer {
             applied += 1;
             progress.block(height, to, txs, pending);
         }
+        if fetch_failed.is_some() && !bulk {
+            // The blocks applied before the one that failed passed every check: they are
+            // written (the bulk path below writes them too), so the index ends exactly before
+            // a bad block and a restart resumes there.
+            let mempool = Arc::clone(&self.mempool);
+            self.blocking(move |w| flush_with_mempool(w, &mempool, Durability::Sync))
+                .await?;
+        }
         if bulk {
             let store = Arc::clone(&self.store);
             let writer = Arc::clone(&self.writer);
@@ -381,6 +472,9 @@ impl Indexer {
             })
             .await
             .map_err(|e| SyncError::Task(e.to_string()))??;
+        }
+        if let Some(e) = fetch_failed {
+            return Err(e.into());
         }
         Ok((applied, complete))
     }
@@ -413,7 +507,9 @@ impl Indexer {
     }
 
     /// Follows the node until `shutdown` turns true: catch up, then on every new tip or
-    /// mempool interval, apply and announce. Daemon errors are retried; index errors stop.
+    /// mempool interval, apply and announce. A node that is down or loading is waited for;
+    /// index errors, a reorganisation deeper than the limit, and a node that serves bad blocks
+    /// or keeps answering brokenly ([`DaemonError::is_node_fault`]) stop the sync.
     pub async fn run(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
@@ -453,7 +549,7 @@ impl Indexer {
                     }
                     break;
                 }
-                Err(SyncError::Daemon(e)) => {
+                Err(SyncError::Daemon(e)) if !e.is_node_fault() => {
                     warn!(error = %e, "the node failed during the initial sync; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(self.options.tip_poll) => {}
@@ -471,7 +567,7 @@ impl Indexer {
             let mut touched = Touched::default();
             match self.catch_up(&mut progress).await {
                 Ok(_) => {}
-                Err(SyncError::Daemon(e)) => {
+                Err(SyncError::Daemon(e)) if !e.is_node_fault() => {
                     warn!(error = %e, "following the node failed; retrying")
                 }
                 Err(e) => return Err(e),

@@ -14,12 +14,13 @@ pub struct Simulator {
     inner: Arc<Mutex<State>>,
 }
 
-struct State {
-    chain: SimChain,
+pub(super) struct State {
+    pub(super) chain: SimChain,
     outage_until: Option<Instant>,
     warming_until: Option<Instant>,
     pruned: bool,
     tip_changes: u64,
+    pub(super) faults: super::faults::Faults,
 }
 
 /// Why the simulated node refused a transaction, as Bitcoin Core words it.
@@ -41,11 +42,12 @@ impl Simulator {
                 warming_until: None,
                 pruned: false,
                 tip_changes: 0,
+                faults: Default::default(),
             })),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the chain as it was before the operation's
         // first mutation at worst; the simulator keeps serving.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())

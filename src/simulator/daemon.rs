@@ -1,7 +1,5 @@
 //! The simulator as an in-process [`DaemonApi`]: no HTTP, same answers as [`super::serve`].
 
-use std::borrow::Cow;
-
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -59,6 +57,10 @@ fn parse<T: serde::de::DeserializeOwned>(method: &str, v: Value) -> Result<T> {
 
 #[async_trait]
 impl DaemonApi for SimDaemon {
+    fn describe(&self) -> String {
+        "the simulated node".to_string()
+    }
+
     async fn chain_info(&self) -> Result<ChainInfo> {
         parse("getblockchaininfo", self.call("getblockchaininfo", &[])?)
     }
@@ -84,12 +86,10 @@ impl DaemonApi for SimDaemon {
 
     async fn block(&self, hash: &Hash32) -> Result<Vec<u8>> {
         self.check()?;
-        self.sim
-            .with_chain(|c| c.raw_block_by_hash(hash).map(Cow::into_owned))
-            .ok_or(DaemonError::Rpc {
-                code: -5,
-                message: format!("Block not found: {}", hash_to_hex(hash)),
-            })
+        self.sim.serve_block(hash).ok_or_else(|| DaemonError::Rpc {
+            code: -5,
+            message: format!("Block not found: {}", hash_to_hex(hash)),
+        })
     }
 
     async fn raw_transactions(&self, txids: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>> {

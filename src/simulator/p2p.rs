@@ -126,8 +126,7 @@ async fn session(
                         missing.push((kind, hash));
                         continue;
                     }
-                    match sim.with_chain(|c| c.raw_block_by_hash(&hash).map(|raw| raw.into_owned()))
-                    {
+                    match sim.serve_block(&hash) {
                         Some(raw) => {
                             // Stream big answers instead of holding them all.
                             writer.write_all(&out).await?;

@@ -172,10 +172,13 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
         "getblock" => {
             let hash = param_hash(params, 0)?;
             let verbosity = param_verbosity(params, 1, 1);
+            if verbosity == 0 {
+                return sim
+                    .serve_block_hex(&hash)
+                    .map(Value::String)
+                    .ok_or((-5, "Block not found".into()));
+            }
             sim.with_chain(|c| {
-                if verbosity == 0 {
-                    return c.raw_block_by_hash(&hash).map(|raw| json!(hex::encode(raw)));
-                }
                 let block = c.block_by_hash(&hash)?;
                 Some(block_json(c, block.height, verbosity))
             })
@@ -382,6 +385,9 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
             let ms = param_u64(params, 0, Some(1000))?;
             sim.warm_up(Duration::from_millis(ms));
             Ok(Value::Null)
+        }
+        "sim_fault_block" | "sim_fault_http" | "sim_clear_faults" => {
+            super::faults::control(sim, method, params)
         }
         _ => Err((-32601, "Method not found".into())),
     }

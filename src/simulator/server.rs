@@ -1,13 +1,17 @@
 //! The simulator's HTTP listener: JSON-RPC (single and batch) with optional basic auth, and
 //! Bitcoin Core's REST block and chain-info endpoints. Outages close the listener so clients
-//! see "connection refused", as with a stopped node.
+//! see "connection refused", as with a stopped node; HTTP faults a test switches on
+//! ([`Simulator::fail_http`]) answer error pages, cut bodies off or cut JSON short.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures::StreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -17,6 +21,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::control::Simulator;
+use super::faults::HttpFault;
 use super::rpc::dispatch;
 use crate::daemon::hash_from_hex;
 
@@ -89,8 +94,9 @@ pub async fn serve(sim: Simulator, addr: SocketAddr, auth: Auth) -> std::io::Res
             }
             let (sim, auth) = (sim.clone(), auth.clone());
             tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req| handle(sim.clone(), auth.clone(), req));
+                let service = hyper::service::service_fn(move |req| {
+                    handle_with_faults(sim.clone(), auth.clone(), req)
+                });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await
@@ -146,6 +152,66 @@ fn call(sim: &Simulator, request: &Value) -> Value {
     }
 }
 
+/// A response body that may fail mid-way (a simulated connection cut).
+type FaultBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn whole_body(body: Full<Bytes>) -> FaultBody {
+    body.map_err(|never| match never {}).boxed_unsync()
+}
+
+/// [`handle`], with the HTTP fault switched on for this request, if any
+/// ([`Simulator::fail_http`]).
+async fn handle_with_faults(
+    sim: Simulator,
+    auth: Auth,
+    req: Request<Incoming>,
+) -> Result<Response<FaultBody>, Infallible> {
+    let json_rpc = req.method() == hyper::Method::POST;
+    let fault = sim.take_http_fault(json_rpc);
+    if fault == Some(HttpFault::ServerError) {
+        let page = respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "Internal Server Error (a simulated fault)",
+        );
+        return Ok(page.map(whole_body));
+    }
+    let response = handle(sim, auth, req).await?;
+    let Some(fault) = fault else {
+        return Ok(response.map(whole_body));
+    };
+    let (mut parts, body) = response.into_parts();
+    let whole = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let half = whole.slice(..whole.len() / 2);
+    let body = match fault {
+        HttpFault::CutBody => {
+            // The whole length is promised, half is sent, then the body fails: hyper closes
+            // the connection, as a node that crashes while answering.
+            parts
+                .headers
+                .insert(hyper::header::CONTENT_LENGTH, whole.len().into());
+            let cut = async {
+                // Not ready at once: hyper writes out the head and the half body before it
+                // polls again and meets the error (an error on the spot would close the
+                // connection with them still unsent, as if nothing had been answered).
+                tokio::task::yield_now().await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "a simulated connection cut",
+                ))
+            };
+            let frames =
+                futures::stream::iter([Ok(Frame::data(half))]).chain(futures::stream::once(cut));
+            StreamBody::new(frames).boxed_unsync()
+        }
+        _ => whole_body(Full::new(half)),
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
 async fn handle(
     sim: Simulator,
     auth: Auth,
@@ -166,9 +232,7 @@ async fn handle(
             .strip_prefix("/rest/block/")
             .and_then(|p| p.strip_suffix(".bin"))
         {
-            let raw = hash_from_hex(hash).and_then(|h| {
-                sim.with_chain(|c| c.raw_block_by_hash(&h).map(|raw| raw.into_owned()))
-            });
+            let raw = hash_from_hex(hash).and_then(|h| sim.serve_block(&h));
             return Ok(match raw {
                 Some(raw) => respond(StatusCode::OK, "application/octet-stream", raw),
                 None => respond(

@@ -120,6 +120,7 @@ fn rpc(url: String, give_up_ms: u64) -> RpcDaemon {
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
             give_up_after: Some(Duration::from_millis(give_up_ms)),
+            ..RetryPolicy::default()
         },
         ..RpcDaemonOptions::default()
     })
@@ -293,6 +294,7 @@ async fn failover_moves_to_the_next_node_when_one_stops() {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
             give_up_after: Some(Duration::from_secs(5)),
+            ..RetryPolicy::default()
         },
         use_rest: Some(false),
         ..RpcDaemonOptions::default()

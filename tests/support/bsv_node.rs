@@ -116,6 +116,7 @@ impl BsvNode {
                 initial_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_millis(500),
                 give_up_after: Some(patience),
+                ..RetryPolicy::default()
             },
             ..RpcDaemonOptions::default()
         })
