@@ -6,7 +6,9 @@
 mod chain;
 pub mod chaindir;
 mod control;
+mod core_json;
 mod daemon;
+mod help;
 mod p2p;
 mod profile;
 mod rpc;
