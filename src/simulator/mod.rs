@@ -14,12 +14,12 @@ mod profile;
 mod rpc;
 mod server;
 
-pub use chain::{SimBlock, SimChain, SimError, SimTx, BLOCK_REWARD, REGTEST_BITS};
-pub use control::{Rejection, Simulator};
+pub use chain::{SimBlock, SimChain, SimError, SimTx, SpendStatus, BLOCK_REWARD, REGTEST_BITS};
+pub use control::{Accepted, Rejection, Simulator};
 pub use daemon::SimDaemon;
 pub use p2p::{serve_p2p, SimP2pServer};
 pub use profile::Profile;
-pub use rpc::dispatch;
+pub use rpc::{dispatch, dispatch_request};
 pub use server::{serve, Auth, SimServer};
 
 #[cfg(test)]
