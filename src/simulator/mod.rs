@@ -11,6 +11,7 @@ mod daemon;
 mod help;
 mod p2p;
 mod profile;
+mod rest;
 mod rpc;
 mod server;
 
