@@ -24,4 +24,6 @@ pub use rpc::{dispatch, dispatch_request};
 pub use server::{serve, Auth, SimServer};
 
 #[cfg(test)]
+mod peer_tests;
+#[cfg(test)]
 mod tests;
