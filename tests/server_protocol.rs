@@ -707,13 +707,35 @@ async fn broadcast_and_node_methods() {
         hx(&txid)
     );
     assert!(h.sim.with_chain(|ch| ch.mempool().contains(&txid)));
+    // Again: the node (Core 31) answers a transaction it already holds with its txid.
+    assert_eq!(
+        c.result("blockchain.transaction.broadcast", json!([raw]))
+            .await,
+        hx(&txid)
+    );
+    // A conflicting spend of the same output is refused.
+    let conflict = h.sim.with_chain(|ch| {
+        let spent = ch.tx(&txid).unwrap().inputs[0];
+        let value = ch.output(&spent).unwrap().value - 20_000;
+        let out = anode_coins::TxOut {
+            value,
+            script: vec![0x52],
+        };
+        let tx = ch
+            .coin()
+            .encoder()
+            .unwrap()
+            .spend(&[spent], &[out])
+            .unwrap();
+        hex::encode(tx.raw)
+    });
     let (code, msg) = c
-        .error("blockchain.transaction.broadcast", json!([raw]))
+        .error("blockchain.transaction.broadcast", json!([conflict]))
         .await;
     assert_eq!(code, 1);
     assert!(
         msg.starts_with("the transaction was rejected by network rules.\n\n")
-            && msg.ends_with(&format!("\n[{raw}]")),
+            && msg.ends_with(&format!("\n[{conflict}]")),
         "{msg}"
     );
     let accept = c
@@ -744,14 +766,14 @@ async fn broadcast_and_node_methods() {
     );
     let info = c.result("mempool.get_info", json!([])).await;
     assert!(info["minrelaytxfee"].is_number(), "{info}");
-    assert_eq!(info["incrementalrelayfee"], json!(0.00001), "{info}");
+    assert_eq!(info["incrementalrelayfee"], json!(0.000001), "{info}");
 
     let mut c15 = h.client_v("1.5").await;
     c15.send(r#"{"jsonrpc":"2.0","id":1,"method":"blockchain.relayfee"}"#)
         .await;
     assert_eq!(
         c15.recv_line().await,
-        "{\"jsonrpc\":\"2.0\",\"result\":1e-05,\"id\":1}\n"
+        "{\"jsonrpc\":\"2.0\",\"result\":1e-06,\"id\":1}\n"
     );
 
     // mempool.recent sees the broadcast once the index has.

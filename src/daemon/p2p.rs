@@ -484,9 +484,22 @@ pub fn encode_version(
     start_height: i32,
     peer: Option<SocketAddr>,
 ) -> Vec<u8> {
+    encode_version_with(protocol_version, 0, user_agent, start_height, peer, false)
+}
+
+/// Encodes a `version` payload offering `services` (a node's: NODE_NETWORK, ...) and asking
+/// for transaction relay or not.
+pub fn encode_version_with(
+    protocol_version: u32,
+    services: u64,
+    user_agent: &str,
+    start_height: i32,
+    peer: Option<SocketAddr>,
+    relay: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(&protocol_version.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes()); // services
+    out.extend_from_slice(&services.to_le_bytes());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -513,7 +526,7 @@ pub fn encode_version(
     put_varint(&mut out, user_agent.len() as u64);
     out.extend_from_slice(user_agent.as_bytes());
     out.extend_from_slice(&start_height.to_le_bytes());
-    out.push(0); // relay: no transactions, we only fetch blocks
+    out.push(u8::from(relay));
     out
 }
 

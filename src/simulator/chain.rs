@@ -86,6 +86,21 @@ pub struct SimTx {
     pub height: Option<u32>,
     /// fee paid, base units
     pub fee: u64,
+    /// height of the tip when the transaction last entered the mempool (its confirmed height
+    /// for transactions read from a chain directory)
+    pub mempool_entry: u32,
+}
+
+/// Whether an output is spent, as a spent-output index would answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendStatus {
+    /// unspent, or no such output
+    Unspent,
+    /// spent by this transaction (in a block or in the mempool)
+    SpentBy(Hash32),
+    /// an output of a chain directory's block that is not in its pool at the tip: spent
+    /// inside the directory, by a transaction the directory does not record
+    NotRecorded,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +445,7 @@ impl SimChain {
             height: Some(height),
             // Not kept in the directory; only mempool entries report fees.
             fee: 0,
+            mempool_entry: height,
         }))
     }
 
@@ -447,6 +463,74 @@ impl SimChain {
     /// Whether `outpoint` exists and who spends it (`Some(None)`: unspent).
     pub fn output_spender(&self, outpoint: &OutPoint) -> Option<Option<Hash32>> {
         self.outputs.get(outpoint).map(|o| o.spent_by)
+    }
+
+    /// Who spends `outpoint`, as a spent-output index (Core's `txospenderindex`) answers:
+    /// every output of the blocks and mempool held in memory is known; an output of a chain
+    /// directory's block is known only while it sits in the directory's pool.
+    pub fn spend_status(&self, outpoint: &OutPoint) -> SpendStatus {
+        if let Some(o) = self.outputs.get(outpoint) {
+            return o
+                .spent_by
+                .map_or(SpendStatus::Unspent, SpendStatus::SpentBy);
+        }
+        if self.base.is_none() || self.txs.contains_key(&outpoint.txid) {
+            return SpendStatus::Unspent;
+        }
+        match self.tx(&outpoint.txid) {
+            Some(tx) => match tx.outputs.get(outpoint.vout as usize) {
+                Some(out)
+                    if !self
+                        .coin
+                        .is_unspendable(&out.script, tx.height.unwrap_or(0)) =>
+                {
+                    SpendStatus::NotRecorded
+                }
+                _ => SpendStatus::Unspent,
+            },
+            None => SpendStatus::Unspent,
+        }
+    }
+
+    /// Header time of the block at `height`, without reading the block.
+    pub fn time_at(&self, height: u32) -> Option<u32> {
+        let first = self.first_in_memory();
+        if height >= first {
+            return self.blocks.get((height - first) as usize).map(|b| b.time);
+        }
+        self.base.as_ref()?.time(height)
+    }
+
+    /// Median time of the 11 blocks ending at `height` (Core's `GetMedianTimePast`).
+    pub fn median_time_past(&self, height: u32) -> u32 {
+        let mut times: Vec<u32> = (height.saturating_sub(10)..=height)
+            .filter_map(|h| self.time_at(h))
+            .collect();
+        times.sort_unstable();
+        times.get(times.len() / 2).copied().unwrap_or(0)
+    }
+
+    /// Transactions in the block at `height`, without reading it.
+    pub fn tx_count_at(&self, height: u32) -> Option<u32> {
+        let first = self.first_in_memory();
+        if height >= first {
+            return self
+                .blocks
+                .get((height - first) as usize)
+                .map(|b| b.txids.len() as u32);
+        }
+        self.base.as_ref()?.tx_count(height)
+    }
+
+    /// Serialized bytes of every block of the active chain.
+    pub fn blocks_bytes(&self) -> u64 {
+        let in_memory: u64 = self.blocks.iter().map(|b| b.raw.len() as u64).sum();
+        in_memory + self.base.as_ref().map_or(0, |b| b.blocks_bytes())
+    }
+
+    fn height_or_zero(&self) -> u32 {
+        // During genesis construction there is no tip yet.
+        self.next_height().saturating_sub(1)
     }
 
     /// An existing output (spent or not).
@@ -638,6 +722,7 @@ impl SimChain {
                 },
             );
         }
+        let mempool_entry = height.unwrap_or_else(|| self.height_or_zero());
         self.txs.insert(
             txid,
             SimTx {
@@ -646,6 +731,7 @@ impl SimChain {
                 outputs,
                 height,
                 fee,
+                mempool_entry,
             },
         );
     }
@@ -925,9 +1011,11 @@ impl SimChain {
         returned.reverse();
         // Blocks were popped top-down; restore chain order for the mempool.
         let mut ordered = Vec::with_capacity(returned.len());
+        let tip = self.height();
         for txid in returned {
             if let Some(tx) = self.txs.get_mut(&txid) {
                 tx.height = None;
+                tx.mempool_entry = tip;
                 ordered.push(txid);
             }
         }

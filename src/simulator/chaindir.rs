@@ -1044,6 +1044,11 @@ impl ChainDir {
         self.blocks.get(height as usize).map(|b| b.time)
     }
 
+    /// Serialized bytes of all the directory's blocks.
+    pub fn blocks_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.len)).sum()
+    }
+
     /// Transactions of the block at `height`, coinbase included.
     pub fn tx_count(&self, height: u32) -> Option<u32> {
         self.blocks.get(height as usize).map(|b| b.txs)

@@ -6,21 +6,26 @@
 mod chain;
 pub mod chaindir;
 mod control;
+mod core_json;
 mod daemon;
 mod faults;
+mod help;
 mod p2p;
 mod profile;
+mod rest;
 mod rpc;
 mod server;
 
-pub use chain::{SimBlock, SimChain, SimError, SimTx, BLOCK_REWARD, REGTEST_BITS};
-pub use control::{Rejection, Simulator};
+pub use chain::{SimBlock, SimChain, SimError, SimTx, SpendStatus, BLOCK_REWARD, REGTEST_BITS};
+pub use control::{Accepted, Rejection, Simulator};
 pub use daemon::SimDaemon;
 pub use faults::{BlockCorruption, HttpFault};
 pub use p2p::{serve_p2p, SimP2pServer};
 pub use profile::Profile;
-pub use rpc::dispatch;
+pub use rpc::{dispatch, dispatch_request};
 pub use server::{serve, Auth, SimServer};
 
+#[cfg(test)]
+mod peer_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,10 @@
 //! The simulator's HTTP listener: JSON-RPC (single and batch) with optional basic auth, and
-//! Bitcoin Core's REST block and chain-info endpoints. Outages close the listener so clients
-//! see "connection refused", as with a stopped node; HTTP faults a test switches on
-//! ([`Simulator::fail_http`]) answer error pages, cut bodies off or cut JSON short.
+//! Bitcoin Core's REST endpoints (src/simulator/rest.rs). Replies follow Core 31: JSON-RPC
+//! 2.0 requests get 2.0 replies with HTTP 200; legacy (1.0) requests get `result` and `error`
+//! both, and an error a 500 (404 for an unknown method, 400 for an invalid request). Outages
+//! close the listener so clients see "connection refused", as with a stopped node; HTTP faults
+//! a test switches on ([`Simulator::fail_http`]) answer error pages, cut bodies off or cut
+//! JSON short.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,8 +25,7 @@ use tracing::debug;
 
 use super::control::Simulator;
 use super::faults::HttpFault;
-use super::rpc::dispatch;
-use crate::daemon::hash_from_hex;
+use super::rpc::dispatch_request;
 
 /// Credentials the simulated node demands, if any.
 #[derive(Debug, Clone, Default)]
@@ -137,19 +139,54 @@ fn authorized(auth: &Auth, req: &Request<Incoming>) -> bool {
     given.as_deref() == Some(expected.as_bytes())
 }
 
-fn call(sim: &Simulator, request: &Value) -> Value {
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
-    let params = match request.get("params") {
-        Some(Value::Array(p)) => p.clone(),
-        _ => Vec::new(),
+/// One call's reply and, for a legacy request on its own, the HTTP status Core gives it;
+/// `None` for a JSON-RPC 2.0 notification (no `id`), which gets no reply.
+fn call(sim: &Simulator, request: &Value) -> Option<(Value, StatusCode)> {
+    let Some(object) = request.as_object() else {
+        return Some(legacy_error(Value::Null, -32600, "Invalid Request object"));
     };
-    match dispatch(sim, method, &params) {
-        Ok(result) => json!({"result": result, "error": null, "id": id}),
-        Err((code, message)) => {
-            json!({"result": null, "error": {"code": code, "message": message}, "id": id})
+    let v2 = object.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    let id = object.get("id").cloned();
+    let result = match object.get("method") {
+        Some(Value::String(method)) => {
+            dispatch_request(sim, method, object.get("params").unwrap_or(&Value::Null))
         }
+        _ => Err((-32600, "Method must be a string".to_string())),
+    };
+    if v2 {
+        let id = id?;
+        return Some((
+            match result {
+                Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": id}),
+                Err((code, message)) => {
+                    json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": id})
+                }
+            },
+            StatusCode::OK,
+        ));
     }
+    let id = id.unwrap_or(Value::Null);
+    Some(match result {
+        Ok(result) => (
+            json!({"result": result, "error": null, "id": id}),
+            StatusCode::OK,
+        ),
+        Err((code, message)) => legacy_error(id, code, &message),
+    })
+}
+
+/// A legacy error reply with Core's status: 404 for an unknown method, 400 for an invalid
+/// request, 500 otherwise.
+fn legacy_error(id: Value, code: i64, message: &str) -> (Value, StatusCode) {
+    let status = match code {
+        -32601 => StatusCode::NOT_FOUND,
+        -32600 => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (
+        json!({"result": null, "error": {"code": code, "message": message}, "id": id}),
+        status,
+    )
 }
 
 /// A response body that may fail mid-way (a simulated connection cut).
@@ -227,33 +264,26 @@ async fn handle(
     }
     let path = req.uri().path().to_string();
     if req.method() == hyper::Method::GET {
-        // REST needs no authentication, as in Bitcoin Core.
-        if let Some(hash) = path
-            .strip_prefix("/rest/block/")
-            .and_then(|p| p.strip_suffix(".bin"))
-        {
-            let raw = hash_from_hex(hash).and_then(|h| sim.serve_block(&h));
-            return Ok(match raw {
-                Some(raw) => respond(StatusCode::OK, "application/octet-stream", raw),
-                None => respond(
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    format!("{hash} not found"),
-                ),
-            });
+        // REST needs no authentication, as in Core.
+        if let Some(response) = super::rest::handle(&sim, &path, req.uri().query()) {
+            return Ok(response);
         }
-        if path == "/rest/chaininfo.json" {
-            let info = dispatch(&sim, "getblockchaininfo", &[]).unwrap_or(Value::Null);
+        if !path.starts_with("/rest/") {
             return Ok(respond(
-                StatusCode::OK,
-                "application/json",
-                info.to_string(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "JSONRPC server handles only POST requests",
             ));
         }
-        return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found"));
+        return Ok(respond(StatusCode::NOT_FOUND, "text/plain", ""));
     }
     if !authorized(&auth, &req) {
-        return Ok(respond(StatusCode::UNAUTHORIZED, "text/plain", ""));
+        let mut refused = respond(StatusCode::UNAUTHORIZED, "text/plain", "");
+        refused.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Basic realm=\"jsonrpc\""),
+        );
+        return Ok(refused);
     }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -265,16 +295,22 @@ async fn handle(
             ))
         }
     };
-    let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Array(batch)) => Value::Array(batch.iter().map(|r| call(&sim, r)).collect()),
-        Ok(single) => call(&sim, &single),
-        Err(e) => {
-            json!({"result": null, "error": {"code": -32700, "message": format!("Parse error: {e}")}, "id": null})
-        }
+    let (answer, status) = match serde_json::from_slice::<Value>(&body) {
+        // A batch is answered with 200 whatever its calls' outcomes.
+        Ok(Value::Array(batch)) => (
+            Value::Array(
+                batch
+                    .iter()
+                    .filter_map(|r| call(&sim, r).map(|(reply, _)| reply))
+                    .collect(),
+            ),
+            StatusCode::OK,
+        ),
+        Ok(single) => match call(&sim, &single) {
+            Some(reply) => reply,
+            None => return Ok(respond(StatusCode::NO_CONTENT, "application/json", "")),
+        },
+        Err(_) => legacy_error(Value::Null, -32700, "Parse error"),
     };
-    Ok(respond(
-        StatusCode::OK,
-        "application/json",
-        answer.to_string(),
-    ))
+    Ok(respond(status, "application/json", format!("{answer}\n")))
 }
