@@ -1061,10 +1061,8 @@ pub fn dispatch(sim: &Simulator, method: &str, params: &[Value]) -> Result<Value
                     .map(Value::String)
                     .ok_or_else(not_found_block);
             }
-            sim.with_chain(|c| {
-                block_json(c, c.height_of(&hash)?, verbosity)
-            })
-            .ok_or_else(not_found_block)
+            sim.with_chain(|c| block_json(c, c.height_of(&hash)?, verbosity))
+                .ok_or_else(not_found_block)
         }
         "getrawtransaction" => getrawtransaction(sim, params),
         "getrawmempool" => raw_mempool(
