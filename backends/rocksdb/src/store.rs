@@ -113,6 +113,12 @@ impl RocksStore {
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_wal_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(5);
+        // RocksDB's own info log (the `LOG` file) lives in the database directory, so a full
+        // disk fails its writes too, and the next line RocksDB logs after a failed one trips an
+        // assertion (`sync_without_flush_called_` in WritableFileWriter) that aborts the whole
+        // process in builds with assertions on, Debian's librocksdb among them. Only the
+        // header at open and fatal errors are logged; anode's logs and metrics say the rest.
+        db_opts.set_log_level(rocksdb::LogLevel::Fatal);
 
         let mut families: Vec<ColumnFamilyDescriptor> = tables
             .iter()
