@@ -138,6 +138,7 @@ impl Stack {
                     budget_bytes: (memory.fetch_mb as usize) << 20,
                     ..FetcherOptions::default()
                 },
+                ..SyncOptions::default()
             },
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);

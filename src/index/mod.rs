@@ -2,6 +2,7 @@
 //! makes a store refuse to be used for another coin, network or schema, the block processor
 //! that fills it, and the reads the protocol serves from it.
 
+pub mod disk_full;
 pub mod keys;
 pub mod mempool;
 pub mod merkle;

@@ -1,15 +1,18 @@
 //! The sync loop: follows the node's chain (catching up, undoing reorgs), keeps the mempool
 //! mirror fresh, and sends one [`ChainEvent`] per change to the protocol layer.
 
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anode_coins::Coin;
-use anode_store::{Durability, Store};
+use anode_store::{Durability, ErrorKind, Store};
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
+use super::disk_full::{self, DiskFullOutage};
 use super::mempool::{Mempool, MempoolError};
 use super::progress::Progress;
 use super::writer::{IndexError, IndexWriter, Touched};
@@ -58,6 +61,16 @@ pub enum SyncError {
     /// A blocking task died.
     #[error("indexer task failed: {0}")]
     Task(String),
+    /// The database failed under the sync: an I/O error, corruption, or a full disk when a
+    /// stop was asked while waiting for space. The message names the database directory and
+    /// says what to do; the index keeps its last completed flush.
+    #[error("{message}")]
+    Storage {
+        /// what happened, where, and what to do
+        message: String,
+        /// the index's error
+        source: IndexError,
+    },
 }
 
 fn reorg_depth(depth: u32, fork: Option<u32>) -> String {
@@ -97,6 +110,8 @@ pub struct SyncOptions {
     /// woken when the node announces a block (ZMQ `hashblock`): the tip is then asked at once
     /// instead of at the next poll, which stays the source of truth
     pub new_block: Option<Arc<tokio::sync::Notify>>,
+    /// how often a write that failed because the database's disk is full is tried again
+    pub disk_full_retry: Duration,
 }
 
 impl Default for SyncOptions {
@@ -107,6 +122,9 @@ impl Default for SyncOptions {
             mempool_poll: Duration::from_secs(5),
             progress_bar: false,
             new_block: None,
+            // Often enough that the sync carries on soon after space is freed, seldom enough
+            // that a full disk costs nothing meanwhile.
+            disk_full_retry: Duration::from_secs(15),
         }
     }
 }
@@ -152,7 +170,9 @@ pub struct Indexer {
     last_tip: Mutex<Option<(u32, Hash32)>>,
     synced: watch::Sender<bool>,
     /// set when shutdown is asked: a catch-up stops after its current block
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
+    /// set while a write waits for the database's disk to have room
+    waiting_for_space: AtomicBool,
 }
 
 impl Indexer {
@@ -178,12 +198,134 @@ impl Indexer {
             reorg_limit,
             last_tip: Mutex::new(last_tip),
             synced: watch::channel(false).0,
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            waiting_for_space: AtomicBool::new(false),
         }
     }
 
     fn is_stopping(&self) -> bool {
-        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Whether the sync is stalled because the database's disk is full: it keeps its pending
+    /// blocks and tries the write again every [`SyncOptions::disk_full_retry`].
+    pub fn waiting_for_space(&self) -> bool {
+        self.waiting_for_space.load(Ordering::Relaxed)
+    }
+
+    /// The database directory, for messages.
+    fn db_dir(&self) -> &Path {
+        self.store.path().unwrap_or(Path::new("(in memory)"))
+    }
+
+    /// Height of the last block the store holds (the last completed flush).
+    fn committed_height(&self) -> Option<u32> {
+        self.writer.lock().flushed().map(|state| state.height)
+    }
+
+    /// Runs `step` (a flush, a store sync, a block's undo) on the writer. While it fails
+    /// because the database's disk is full, which leaves the store and the writer as they were,
+    /// it says so once, waits [`SyncOptions::disk_full_retry`] and tries again, until the
+    /// write goes through or a stop is asked. Any other error returns at once.
+    async fn until_space<T: Send + 'static>(
+        &self,
+        step: impl Fn(&mut IndexWriter) -> Result<T, IndexError> + Send + Sync + 'static,
+    ) -> Result<T, SyncError> {
+        let step = Arc::new(step);
+        let mut outage: Option<DiskFullOutage> = None;
+        loop {
+            let attempt = Arc::clone(&step);
+            let error = match self.blocking(move |w| attempt(w)).await {
+                Ok(value) => {
+                    if let Some(outage) = &outage {
+                        outage.ended();
+                        self.waiting_for_space.store(false, Ordering::Relaxed);
+                    }
+                    return Ok(value);
+                }
+                Err(SyncError::Index(e)) if disk_full::is_disk_full(&e) => e,
+                Err(e) => return Err(e),
+            };
+            let first_failure = outage.is_none();
+            let outage = outage.get_or_insert_with(|| {
+                DiskFullOutage::begin(
+                    self.db_dir(),
+                    &error,
+                    self.committed_height(),
+                    *self.synced.borrow(),
+                    self.options.disk_full_retry,
+                )
+            });
+            if first_failure {
+                self.waiting_for_space.store(true, Ordering::Relaxed);
+            } else {
+                outage.failed_again(&error);
+            }
+            if !self.wait_for_retry().await {
+                self.waiting_for_space.store(false, Ordering::Relaxed);
+                return Err(SyncError::Storage {
+                    message: outage.stopped(&error, self.committed_height()),
+                    source: error,
+                });
+            }
+        }
+    }
+
+    /// Waits [`SyncOptions::disk_full_retry`]; false if a stop was asked meanwhile.
+    async fn wait_for_retry(&self) -> bool {
+        let deadline = Instant::now() + self.options.disk_full_retry;
+        loop {
+            if self.is_stopping() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+        }
+    }
+
+    /// A store failure that stops the sync, said with the database directory and what to do.
+    /// Other errors pass unchanged.
+    fn explain(&self, error: SyncError) -> SyncError {
+        let SyncError::Index(index_error) = error else {
+            return error;
+        };
+        let Some(kind) = index_error.store_error().map(anode_store::Error::kind) else {
+            return SyncError::Index(index_error);
+        };
+        let dir = self.db_dir().display();
+        let committed = match self.committed_height() {
+            Some(height) => format!("every block up to {height}"),
+            None => "no block yet".to_string(),
+        };
+        let message = match kind {
+            ErrorKind::Io => format!(
+                "I/O error in the database directory {dir}: {index_error}. The disk or the \
+                 filesystem failed (see the kernel log, dmesg, and the disk's health); the \
+                 index keeps {committed}, its last completed write, and the next start \
+                 resumes from there"
+            ),
+            ErrorKind::Corrupt => format!(
+                "corrupt data in the database directory {dir}: {index_error}. Stop anode and \
+                 re-index into an empty DB_DIRECTORY (or restore a copy of this one)"
+            ),
+            ErrorKind::NoSpace => format!(
+                "the database disk is full: {dir} has {}: {index_error}. Free space on that \
+                 filesystem or move DB_DIRECTORY to a larger one, then start anode again; the \
+                 index keeps {committed}",
+                anode_store::disk::free_space(self.db_dir()).map_or(
+                    "an unknown amount of space free".to_string(),
+                    |free| format!("{} free", disk_full::human_bytes(free))
+                )
+            ),
+            _ => return SyncError::Index(index_error),
+        };
+        SyncError::Storage {
+            message,
+            source: index_error,
+        }
     }
 
     /// Reads for the protocol server over this indexer's state.
@@ -240,7 +382,8 @@ impl Indexer {
                 let _guard = mempool.write();
                 w.undo_tip()
             })
-            .await?;
+            .await
+            .map_err(|e| self.explain(e))?;
         }
         info!(count, "forced reorg: blocks undone, re-syncing");
         Ok(())
@@ -310,8 +453,15 @@ impl Indexer {
     }
 
     /// Brings the index to the node's current tip: undoes blocks the node no longer has,
-    /// then fetches and applies the rest.
+    /// then fetches and applies the rest. While the database's disk is full, it waits for
+    /// space with its pending blocks (see [`SyncOptions::disk_full_retry`]).
     pub async fn catch_up(&self, progress: &mut Progress) -> Result<CatchUp, SyncError> {
+        self.catch_up_inner(progress)
+            .await
+            .map_err(|e| self.explain(e))
+    }
+
+    async fn catch_up_inner(&self, progress: &mut Progress) -> Result<CatchUp, SyncError> {
         let mut outcome = CatchUp::default();
         while !self.is_stopping() {
             let info = self.daemon.chain_info().await?;
@@ -346,7 +496,7 @@ impl Indexer {
                 }
                 while self.tip().is_some_and(|(h, _)| h > fork) {
                     let mempool = Arc::clone(&self.mempool);
-                    self.blocking(move |w| {
+                    self.until_space(move |w| {
                         // Undone transactions go back to the node's mempool; the mirror
                         // learns them at its next refresh.
                         let _guard = mempool.write();
@@ -371,7 +521,7 @@ impl Indexer {
             }
         }
         let mempool = Arc::clone(&self.mempool);
-        self.blocking(move |w| flush_with_mempool(w, &mempool, Durability::Sync))
+        self.until_space(move |w| flush_with_mempool(w, &mempool, Durability::Sync))
             .await?;
         Ok(outcome)
     }
@@ -419,7 +569,6 @@ impl Indexer {
             };
             let height = block.height;
             let txs = block.parsed.txs.len() as u64;
-            let mempool = Arc::clone(&self.mempool);
             // The writer's pending bytes are taken before a flush empties them: the progress
             // line, which often comes right after a flush, reports the window's peak.
             let result = self
@@ -433,23 +582,24 @@ impl Indexer {
                             return Err(e);
                         }
                     }
-                    let pending = w.pending_bytes();
-                    let at_tip = height == to;
-                    if w.needs_flush() || at_tip {
-                        let durability = if at_tip {
-                            Durability::Sync
-                        } else {
-                            Durability::Bulk
-                        };
-                        flush_with_mempool(w, &mempool, durability)?;
-                    }
-                    Ok(Some(pending))
+                    Ok(Some((w.pending_bytes(), w.needs_flush())))
                 })
                 .await?;
-            let Some(pending) = result else {
+            let Some((pending, needs_flush)) = result else {
                 complete = false;
                 break;
             };
+            let at_tip = height == to;
+            if needs_flush || at_tip {
+                let durability = if at_tip {
+                    Durability::Sync
+                } else {
+                    Durability::Bulk
+                };
+                let mempool = Arc::clone(&self.mempool);
+                self.until_space(move |w| flush_with_mempool(w, &mempool, durability))
+                    .await?;
+            }
             applied += 1;
             progress.block(height, to, txs, pending);
         }
@@ -462,16 +612,13 @@ impl Indexer {
                 .await?;
         }
         if bulk {
+            self.until_space(|w| w.flush(Durability::Bulk)).await?;
+            self.until_space(|w| Ok(w.store().sync()?)).await?;
             let store = Arc::clone(&self.store);
-            let writer = Arc::clone(&self.writer);
-            tokio::task::spawn_blocking(move || -> Result<(), IndexError> {
-                writer.lock().flush(Durability::Bulk)?;
-                store.sync()?;
-                store.set_bulk_load(false)?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| SyncError::Task(e.to_string()))??;
+            tokio::task::spawn_blocking(move || store.set_bulk_load(false))
+                .await
+                .map_err(|e| SyncError::Task(e.to_string()))?
+                .map_err(IndexError::from)?;
         }
         if let Some(e) = fetch_failed {
             return Err(e.into());
@@ -523,9 +670,7 @@ impl Indexer {
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
                 if shutdown.wait_for(|stop| *stop).await.is_ok() {
-                    indexer
-                        .stopping
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    indexer.stopping.store(true, Ordering::Relaxed);
                 }
             });
         }

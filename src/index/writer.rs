@@ -52,6 +52,19 @@ pub enum IndexError {
     /// The store failed.
     #[error("database: {0}")]
     Store(#[from] anode_store::Error),
+    /// A flush could not be written. None of it reached the store, and the writer still holds
+    /// its blocks as pending: [`IndexWriter::flush`] can try the same flush again.
+    #[error("writing blocks {first}..={last} ({bytes} bytes of rows) to the database: {source}")]
+    Flush {
+        /// the first block of the flush
+        first: u32,
+        /// its last block
+        last: u32,
+        /// keys and values in its batch (the engine needs more on disk: pages, logs)
+        bytes: u64,
+        /// the store's error
+        source: anode_store::Error,
+    },
     /// The database contradicts itself.
     #[error("the index is inconsistent: {0}; stop anode and re-index into a new DB_DIRECTORY")]
     Corrupt(String),
@@ -89,6 +102,16 @@ pub enum IndexError {
     /// The chain outgrew the 5-byte tx numbers.
     #[error("more than 2^40 transactions: the index format cannot number them")]
     TooManyTransactions,
+}
+
+impl IndexError {
+    /// The store's error behind this one, if the store failed.
+    pub fn store_error(&self) -> Option<&anode_store::Error> {
+        match self {
+            IndexError::Store(e) | IndexError::Flush { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Result of the block processor.
@@ -661,6 +684,10 @@ impl IndexWriter {
 
     /// Writes the pending blocks as one atomic batch. `Durability::Bulk` during the initial
     /// sync, `Durability::Sync` at the tip. Returns the number of blocks written.
+    ///
+    /// A write that fails ([`IndexError::Flush`]) changes nothing: the store keeps its last
+    /// committed state, and the writer its pending blocks, chain view and flushed state, so the
+    /// same flush can be tried again (once a full disk has room, say).
     pub fn flush(&mut self, durability: Durability) -> IndexResult<usize> {
         if self.pending.is_empty() {
             return Ok(0);
@@ -668,153 +695,34 @@ impl IndexWriter {
         let started = std::time::Instant::now();
         let anon_mb_before = anon_rss_mb();
         let pending_estimate_mb = (self.pending.memory() >> 20) as u64;
-        let pending = std::mem::take(&mut self.pending);
         let first_height = self.flushed.map_or(0, |s| s.height + 1);
         let first_tx = self.flushed.map_or(0, |s| s.tx_count);
-        let blocks = pending.hashes.len();
-        let mut batch = WriteBatch::with_capacity_and_bytes(
-            blocks * 3
-                + pending.txids.len() * 2
-                + pending.history.len()
-                + pending.utxos.len() * 2
-                + pending.stored_spends.len() * 2
-                + pending.spenders.len()
-                + pending.undo.len()
-                + 1,
-            pending.header_bytes
-                + pending.txids.len() * 50
-                + pending.history.len() * 16
-                + pending.utxos.len() * 64
-                + pending.stored_spends.len() * 37
-                + pending.spenders.len() * 14
-                + pending.undo_bytes
-                + pending.undo.len() * 4
-                + 64,
-        );
-        let tip_header = pending.headers.last().cloned().unwrap_or_default();
-        for (i, header) in pending.headers.into_iter().enumerate() {
-            let key = height_key(first_height + i as u32);
-            batch.put(HEADERS, key, header);
-            batch.put(BLOCK_HASHES, key, pending.hashes[i]);
-            batch.put(TX_COUNTS, key, tx_num_bytes(pending.tx_counts[i]));
-        }
-        for (i, txid) in pending.txids.iter().enumerate() {
-            batch.put(TX_HASHES, tx_num_bytes(first_tx + i as u64), *txid);
-        }
-        // Rows of the randomly keyed tables go in key order: every engine inserts a sorted run
-        // much faster than scattered keys (RocksDB's memtable reuses its skip-list position,
-        // B-trees touch each page once). Each table's rows are sorted as typed tuples whose
-        // order is the order of their big-endian key encodings, on all cores.
-        let mut txid_rows: Vec<(TxidPrefix, TxNum)> = Vec::new();
-        let mut history = pending.history;
-        let mut utxo_rows: Vec<UtxoRow> = Vec::new();
-        let mut lookup_rows: Vec<LookupRow> = Vec::new();
-        let mut spenders = pending.spenders;
-        let (utxos, stored_spends, txids) =
-            (&pending.utxos, &pending.stored_spends, &pending.txids);
-        rayon::scope(|s| {
-            s.spawn(|_| {
-                txid_rows = txids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, txid)| (txid_prefix(txid), first_tx + i as u64))
-                    .collect();
-                txid_rows.par_sort_unstable();
-            });
-            s.spawn(|_| history.par_sort_unstable());
-            s.spawn(|_| {
-                utxo_rows = utxos
-                    .iter()
-                    .map(|(o, u)| (u.hashx, u.tx_num, o.vout, Some(u.value)))
-                    .chain(
-                        stored_spends
-                            .iter()
-                            .map(|spend| (spend.hashx, spend.tx_num, spend.outpoint.vout, None)),
-                    )
-                    .collect();
-                utxo_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-            });
-            s.spawn(|_| {
-                lookup_rows = utxos
-                    .iter()
-                    .map(|(o, u)| {
-                        (
-                            txid_prefix(&o.txid),
-                            o.vout,
-                            u.tx_num,
-                            Some((u.hashx, u.value)),
-                        )
-                    })
-                    .chain(stored_spends.iter().map(|spend| {
-                        let o = &spend.outpoint;
-                        (txid_prefix(&o.txid), o.vout, spend.tx_num, None)
-                    }))
-                    .collect();
-                lookup_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-            });
-            s.spawn(|_| spenders.par_sort_unstable());
-        });
-        for (prefix, tx_num) in txid_rows {
-            batch.put(TXID_INDEX, txid_index_key_from_prefix(&prefix, tx_num), []);
-        }
-        // One row per script and flush (split past HISTORY_CHUNK_MAX): far fewer rows than
-        // one per (script, transaction), so B-tree engines carry less per-row overhead.
-        let mut chunk: Vec<TxNum> = Vec::new();
-        let mut rows = history.into_iter().peekable();
-        while let Some((hashx, tx_num)) = rows.next() {
-            chunk.push(tx_num);
-            let same_next = rows.peek().is_some_and(|(next, _)| *next == hashx);
-            if !same_next || chunk.len() == HISTORY_CHUNK_MAX {
-                let (key, value) = history_row(&hashx, &chunk);
-                batch.put(HISTORY, key, value);
-                chunk.clear();
-            }
-        }
-        for (hashx, tx_num, vout, value) in utxo_rows {
-            let key = utxo_key(&hashx, tx_num, vout);
-            match value {
-                Some(value) => batch.put(UTXO, key, value.to_le_bytes()),
-                None => batch.delete(UTXO, key),
-            }
-        }
-        for (prefix, vout, tx_num, created) in lookup_rows {
-            let key = utxo_lookup_key_from_prefix(&prefix, vout, tx_num);
-            match created {
-                Some((hashx, value)) => {
-                    batch.put(UTXO_LOOKUP, key, utxo_lookup_value(&hashx, value))
-                }
-                None => batch.delete(UTXO_LOOKUP, key),
-            }
-        }
-        for (funding, vout, spender) in spenders {
-            batch.put(SPENDERS, spender_key(funding, vout), tx_num_bytes(spender));
-        }
-        let mut lowest_undo = self.lowest_undo;
-        for (height, record) in pending.undo {
-            lowest_undo = Some(lowest_undo.map_or(height, |low| low.min(height)));
-            batch.put(UNDO, height_key(height), record);
-        }
+        let blocks = self.pending.hashes.len();
         let tip_height = first_height + blocks as u32 - 1;
-        // Undo records older than the reorg limit are never needed again.
-        if let Some(low) = lowest_undo {
-            let keep_from = tip_height.saturating_sub(self.options.reorg_limit) + 1;
-            for height in low..keep_from.min(tip_height + 1) {
-                batch.delete(UNDO, height_key(height));
-            }
-            lowest_undo = (keep_from <= tip_height).then(|| low.max(keep_from));
-        }
-        let state = IndexState {
-            height: tip_height,
-            hash: *pending.hashes.last().unwrap_or(&[0; 32]),
-            tx_count: *pending.tx_counts.last().unwrap_or(&first_tx),
-        };
-        batch.put(META, STATE_KEY, state.encode());
+        let (batch, state, lowest_undo) = flush_batch(
+            &mut self.pending,
+            first_height,
+            first_tx,
+            self.lowest_undo,
+            self.options.reorg_limit,
+        );
         let ops = batch.len();
         let bytes = batch.payload_bytes() as u64;
         let built = started.elapsed();
         let anon_mb_built = anon_rss_mb();
+        // Readers take the view and a store snapshot under the read lock, so the commit and the
+        // view's update happen under the write lock. A failed write returns with the view as
+        // it was.
         let mut guard = self.chain.view.write();
-        self.store.write(batch, durability)?;
+        if let Err(source) = self.store.write(batch, durability) {
+            return Err(IndexError::Flush {
+                first: first_height,
+                last: tip_height,
+                bytes,
+                source,
+            });
+        }
+        let pending = std::mem::take(&mut self.pending);
         tracing::info!(
             pending_estimate_mb,
             anon_mb_before,
@@ -831,7 +739,7 @@ impl IndexWriter {
         let view = Arc::make_mut(&mut guard);
         view.hashes.extend_from_slice(&pending.hashes);
         view.tx_counts.extend_from_slice(&pending.tx_counts);
-        view.tip_header = tip_header;
+        view.tip_header = pending.headers.last().cloned().unwrap_or_default();
         drop(guard);
         self.flushed = Some(state);
         self.lowest_undo = lowest_undo;
@@ -975,6 +883,160 @@ impl IndexWriter {
         self.blocks_since_take += 1;
         Ok(parent)
     }
+}
+
+/// The batch of one flush of `pending` (blocks from `first_height`, transactions from
+/// `first_tx`), with the state row it records and the lowest undo height kept after it.
+///
+/// `pending` is only read, save for sorting its history and spender rows in place (their order
+/// means nothing to the writer), so a flush whose write fails leaves it whole for the next try.
+fn flush_batch(
+    pending: &mut Pending,
+    first_height: u32,
+    first_tx: TxNum,
+    mut lowest_undo: Option<u32>,
+    reorg_limit: u32,
+) -> (WriteBatch, IndexState, Option<u32>) {
+    let blocks = pending.hashes.len();
+    let mut batch = WriteBatch::with_capacity_and_bytes(
+        blocks * 3
+            + pending.txids.len() * 2
+            + pending.history.len()
+            + pending.utxos.len() * 2
+            + pending.stored_spends.len() * 2
+            + pending.spenders.len()
+            + pending.undo.len()
+            + 1,
+        pending.header_bytes
+            + pending.txids.len() * 50
+            + pending.history.len() * 16
+            + pending.utxos.len() * 64
+            + pending.stored_spends.len() * 37
+            + pending.spenders.len() * 14
+            + pending.undo_bytes
+            + pending.undo.len() * 4
+            + 64,
+    );
+    for (i, header) in pending.headers.iter().enumerate() {
+        let key = height_key(first_height + i as u32);
+        batch.put(HEADERS, key, header);
+        batch.put(BLOCK_HASHES, key, pending.hashes[i]);
+        batch.put(TX_COUNTS, key, tx_num_bytes(pending.tx_counts[i]));
+    }
+    for (i, txid) in pending.txids.iter().enumerate() {
+        batch.put(TX_HASHES, tx_num_bytes(first_tx + i as u64), *txid);
+    }
+    // Rows of the randomly keyed tables go in key order: every engine inserts a sorted run
+    // much faster than scattered keys (RocksDB's memtable reuses its skip-list position,
+    // B-trees touch each page once). Each table's rows are sorted as typed tuples whose
+    // order is the order of their big-endian key encodings, on all cores.
+    let mut txid_rows: Vec<(TxidPrefix, TxNum)> = Vec::new();
+    let mut utxo_rows: Vec<UtxoRow> = Vec::new();
+    let mut lookup_rows: Vec<LookupRow> = Vec::new();
+    let Pending {
+        history,
+        spenders,
+        utxos,
+        stored_spends,
+        txids,
+        ..
+    } = pending;
+    let (utxos, stored_spends, txids) = (&*utxos, &*stored_spends, &*txids);
+    rayon::scope(|s| {
+        s.spawn(|_| {
+            txid_rows = txids
+                .iter()
+                .enumerate()
+                .map(|(i, txid)| (txid_prefix(txid), first_tx + i as u64))
+                .collect();
+            txid_rows.par_sort_unstable();
+        });
+        s.spawn(|_| history.par_sort_unstable());
+        s.spawn(|_| {
+            utxo_rows = utxos
+                .iter()
+                .map(|(o, u)| (u.hashx, u.tx_num, o.vout, Some(u.value)))
+                .chain(
+                    stored_spends
+                        .iter()
+                        .map(|spend| (spend.hashx, spend.tx_num, spend.outpoint.vout, None)),
+                )
+                .collect();
+            utxo_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        });
+        s.spawn(|_| {
+            lookup_rows = utxos
+                .iter()
+                .map(|(o, u)| {
+                    (
+                        txid_prefix(&o.txid),
+                        o.vout,
+                        u.tx_num,
+                        Some((u.hashx, u.value)),
+                    )
+                })
+                .chain(stored_spends.iter().map(|spend| {
+                    let o = &spend.outpoint;
+                    (txid_prefix(&o.txid), o.vout, spend.tx_num, None)
+                }))
+                .collect();
+            lookup_rows.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        });
+        s.spawn(|_| spenders.par_sort_unstable());
+    });
+    for (prefix, tx_num) in txid_rows {
+        batch.put(TXID_INDEX, txid_index_key_from_prefix(&prefix, tx_num), []);
+    }
+    // One row per script and flush (split past HISTORY_CHUNK_MAX): far fewer rows than
+    // one per (script, transaction), so B-tree engines carry less per-row overhead.
+    let mut chunk: Vec<TxNum> = Vec::new();
+    let mut rows = history.iter().peekable();
+    while let Some(&(hashx, tx_num)) = rows.next() {
+        chunk.push(tx_num);
+        let same_next = rows.peek().is_some_and(|(next, _)| *next == hashx);
+        if !same_next || chunk.len() == HISTORY_CHUNK_MAX {
+            let (key, value) = history_row(&hashx, &chunk);
+            batch.put(HISTORY, key, value);
+            chunk.clear();
+        }
+    }
+    for (hashx, tx_num, vout, value) in utxo_rows {
+        let key = utxo_key(&hashx, tx_num, vout);
+        match value {
+            Some(value) => batch.put(UTXO, key, value.to_le_bytes()),
+            None => batch.delete(UTXO, key),
+        }
+    }
+    for (prefix, vout, tx_num, created) in lookup_rows {
+        let key = utxo_lookup_key_from_prefix(&prefix, vout, tx_num);
+        match created {
+            Some((hashx, value)) => batch.put(UTXO_LOOKUP, key, utxo_lookup_value(&hashx, value)),
+            None => batch.delete(UTXO_LOOKUP, key),
+        }
+    }
+    for &(funding, vout, spender) in spenders.iter() {
+        batch.put(SPENDERS, spender_key(funding, vout), tx_num_bytes(spender));
+    }
+    for (height, record) in &pending.undo {
+        lowest_undo = Some(lowest_undo.map_or(*height, |low| low.min(*height)));
+        batch.put(UNDO, height_key(*height), record);
+    }
+    let tip_height = first_height + blocks as u32 - 1;
+    // Undo records older than the reorg limit are never needed again.
+    if let Some(low) = lowest_undo {
+        let keep_from = tip_height.saturating_sub(reorg_limit) + 1;
+        for height in low..keep_from.min(tip_height + 1) {
+            batch.delete(UNDO, height_key(height));
+        }
+        lowest_undo = (keep_from <= tip_height).then(|| low.max(keep_from));
+    }
+    let state = IndexState {
+        height: tip_height,
+        hash: *pending.hashes.last().unwrap_or(&[0; 32]),
+        tx_count: *pending.tx_counts.last().unwrap_or(&first_tx),
+    };
+    batch.put(META, STATE_KEY, state.encode());
+    (batch, state, lowest_undo)
 }
 
 /// Takes tx numbers from `from` on out of the `history` rows of `hashx`: rows that start there

@@ -51,6 +51,17 @@ pub fn indexer(
     reorg_limit: u32,
     cache_bytes: usize,
 ) -> Indexer {
+    indexer_with_options(store, sim, reorg_limit, cache_bytes, SyncOptions::default())
+}
+
+/// [`indexer`] with sync options of the test's choosing.
+pub fn indexer_with_options(
+    store: Arc<dyn Store>,
+    sim: &Simulator,
+    reorg_limit: u32,
+    cache_bytes: usize,
+    options: SyncOptions,
+) -> Indexer {
     let writer = IndexWriter::open(
         store,
         regtest(),
@@ -61,13 +72,7 @@ pub fn indexer(
     )
     .expect("open index");
     let daemon: Arc<dyn DaemonApi> = Arc::new(SimDaemon::new(sim.clone()));
-    Indexer::new(
-        writer,
-        daemon,
-        regtest(),
-        reorg_limit,
-        SyncOptions::default(),
-    )
+    Indexer::new(writer, daemon, regtest(), reorg_limit, options)
 }
 
 /// Catches `indexer` up with its node.

@@ -7,8 +7,8 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use anode_store::{
-    marker, table_known, Durability, Error, Op, Result, Store, StoreStats, Table, TableStats,
-    WriteBatch,
+    disk, marker, table_known, Durability, Error, ErrorKind, Op, Result, Store, StoreStats, Table,
+    TableStats, WriteBatch,
 };
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, PutFlags, WithoutTls};
@@ -54,7 +54,20 @@ pub struct LmdbStore {
 }
 
 pub(crate) fn lmdb_err(e: heed::Error) -> Error {
-    Error::backend(ENGINE, e)
+    let kind = match &e {
+        heed::Error::Io(io) => ErrorKind::of_io(io),
+        heed::Error::Mdb(
+            MdbError::Corrupted
+            | MdbError::PageNotFound
+            | MdbError::Invalid
+            | MdbError::VersionMismatch,
+        ) => ErrorKind::Corrupt,
+        // A failed meta-page write or an earlier fatal error: the environment refuses every
+        // transaction from now on, as a failed disk would.
+        heed::Error::Mdb(MdbError::Panic) => ErrorKind::Io,
+        _ => ErrorKind::Other,
+    };
+    Error::backend_of_kind(ENGINE, kind, e)
 }
 
 pub(crate) fn round_up(n: usize) -> usize {
@@ -64,6 +77,8 @@ pub(crate) fn round_up(n: usize) -> usize {
 /// Why one attempt at a batch failed.
 enum Attempt {
     MapFull,
+    /// LMDB's error, classified by [`LmdbStore::write_error`], which knows what the write needed.
+    Engine(heed::Error),
     Failed(Error),
 }
 
@@ -71,7 +86,7 @@ impl From<heed::Error> for Attempt {
     fn from(e: heed::Error) -> Self {
         match e {
             heed::Error::Mdb(MdbError::MapFull) => Attempt::MapFull,
-            e => Attempt::Failed(lmdb_err(e)),
+            e => Attempt::Engine(e),
         }
     }
 }
@@ -203,6 +218,30 @@ impl LmdbStore {
         result
     }
 
+    /// The error of a write that needed about `needed` bytes of disk. LMDB turns a write that
+    /// the filesystem cut short for lack of room into EIO ("short write, filesystem full?" in
+    /// its source), which would otherwise read as a failing disk: with the filesystem this
+    /// full, it is the full disk.
+    fn write_error(&self, e: heed::Error, needed: u64) -> Error {
+        if let heed::Error::Io(io) = &e {
+            if io.raw_os_error() == Some(libc::EIO)
+                && disk::io_error_is_full_disk(&self.path, needed)
+            {
+                let free = disk::free_space(&self.path).unwrap_or(0);
+                return Error::backend_of_kind(
+                    ENGINE,
+                    ErrorKind::NoSpace,
+                    format!(
+                        "{e} with {free} bytes free on the filesystem for a write of about \
+                         {needed} bytes: a write cut short by a full disk, which LMDB reports \
+                         as EIO"
+                    ),
+                );
+            }
+        }
+        lmdb_err(e)
+    }
+
     /// One attempt at committing `batch` in one write transaction.
     fn write_once(&self, batch: &WriteBatch, nosync: &mut bool, bulk: bool) -> Result<(), Attempt> {
         if *nosync != bulk {
@@ -287,9 +326,10 @@ impl Store for LmdbStore {
         // Copy-on-write: a batch may dirty about twice its payload in pages (leaves, their
         // branch paths, the free list). Grow before starting when that would come close to the
         // end of the map, so that MDB_MAP_FULL stays the exception.
+        let dirty_bytes = batch.payload_bytes().saturating_mul(2);
         let (map_size, used) = self.map_usage();
         let needed = used
-            .saturating_add(batch.payload_bytes().saturating_mul(2))
+            .saturating_add(dirty_bytes)
             .saturating_add(self.options.map_growth / 4);
         if needed > map_size {
             self.grow_to(needed)?;
@@ -298,6 +338,7 @@ impl Store for LmdbStore {
         for _ in 0..64 {
             match self.write_once(&batch, &mut nosync, bulk) {
                 Ok(()) => return Ok(()),
+                Err(Attempt::Engine(e)) => return Err(self.write_error(e, dirty_bytes as u64)),
                 Err(Attempt::Failed(e)) => return Err(e),
                 // The aborted transaction left nothing behind; grow by one step and retry.
                 Err(Attempt::MapFull) => {

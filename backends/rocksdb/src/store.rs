@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anode_store::{
-    marker, table_known, Direction, Durability, Error, KeyRange, KvIter, Op, ReadView, Result,
-    Store, StoreStats, Table, TableStats, WriteBatch,
+    marker, table_known, Direction, Durability, Error, ErrorKind, KeyRange, KvIter, Op, ReadView,
+    Result, Store, StoreStats, Table, TableStats, WriteBatch,
 };
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
@@ -17,7 +17,27 @@ use crate::iter::{scan_options, RocksIter};
 use crate::{RocksOptions, ENGINE};
 
 fn rocks_err(e: rocksdb::Error) -> Error {
-    Error::backend(ENGINE, e)
+    Error::backend_of_kind(ENGINE, error_kind(e.kind(), e.as_ref()), e)
+}
+
+/// The kind of a RocksDB error. RocksDB's C API passes a status on as text only: a full disk is
+/// an "IO error" whose text carries the OS's "No space left on device" (also when it comes back
+/// later as the background error that stops every write), or "Space limit reached" when an
+/// SstFileManager caps the size.
+fn error_kind(kind: rocksdb::ErrorKind, text: &str) -> ErrorKind {
+    const FULL_DISK: [&str; 3] = [
+        "No space left on device",
+        "Space limit reached",
+        "Disk quota exceeded",
+    ];
+    match kind {
+        rocksdb::ErrorKind::IOError if FULL_DISK.iter().any(|full| text.contains(full)) => {
+            ErrorKind::NoSpace
+        }
+        rocksdb::ErrorKind::IOError => ErrorKind::Io,
+        rocksdb::ErrorKind::Corruption => ErrorKind::Corrupt,
+        _ => ErrorKind::Other,
+    }
 }
 
 /// Column-family options changed by bulk-load mode, as (name, bulk value, normal value).
@@ -94,6 +114,12 @@ impl RocksStore {
         db_opts.set_wal_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(5);
         db_opts.set_max_total_wal_size(options.max_total_wal_bytes);
+        // RocksDB's own info log (the `LOG` file) lives in the database directory, so a full
+        // disk fails its writes too, and the next line RocksDB logs after a failed one trips an
+        // assertion (`sync_without_flush_called_` in WritableFileWriter) that aborts the whole
+        // process in builds with assertions on, Debian's librocksdb among them. Only the
+        // header at open and fatal errors are logged; anode's logs and metrics say the rest.
+        db_opts.set_log_level(rocksdb::LogLevel::Fatal);
 
         let mut families: Vec<ColumnFamilyDescriptor> = tables
             .iter()
@@ -312,7 +338,13 @@ impl Store for RocksStore {
         self.db
             .write_opt(rocks_batch, &write_opts)
             .map_err(rocks_err)?;
-        self.release_memtables()
+        if let Err(e) = self.release_memtables() {
+            // The batch is committed, so this write must not report a failure: the caller
+            // would keep the batch as unwritten. RocksDB flushes the memtables on its own
+            // later, and an error that persists (a full disk) fails the next write.
+            tracing::warn!(error = %e, "rocksdb: could not start flushing the memtables");
+        }
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {
@@ -411,5 +443,46 @@ impl Store for RocksStore {
 
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_from_other_io_errors_and_corruption() {
+        // The texts RocksDB 7.x's Status::ToString produces.
+        let cases = [
+            (
+                rocksdb::ErrorKind::IOError,
+                "IO error: No space left on device: While appending to file: \
+                 /db/000012.log: No space left on device",
+                ErrorKind::NoSpace,
+            ),
+            (
+                rocksdb::ErrorKind::IOError,
+                "IO error: No space left on device: Space limit reached",
+                ErrorKind::NoSpace,
+            ),
+            (
+                rocksdb::ErrorKind::IOError,
+                "IO error: While fsync: a file descriptor: Input/output error",
+                ErrorKind::Io,
+            ),
+            (
+                rocksdb::ErrorKind::Corruption,
+                "Corruption: block checksum mismatch",
+                ErrorKind::Corrupt,
+            ),
+            (
+                rocksdb::ErrorKind::InvalidArgument,
+                "Invalid argument: Column family not found",
+                ErrorKind::Other,
+            ),
+        ];
+        for (kind, text, expected) in cases {
+            assert_eq!(error_kind(kind, text), expected, "{text}");
+        }
     }
 }

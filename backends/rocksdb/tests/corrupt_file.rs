@@ -1,5 +1,5 @@
 //! A database directory whose engine file holds garbage is refused with an error, not a panic
-//! or a crash.
+//! or a crash, and classified as corruption.
 
 use anode_store::Table;
 use anode_store_rocksdb::{RocksOptions, RocksStore};
@@ -14,4 +14,6 @@ fn garbage_in_the_engine_file_is_an_error() {
     let result = RocksStore::open(dir.path(), &[Table::new("t")], RocksOptions::default());
     let err = result.map(|_| ()).expect_err("garbage is not a database");
     assert!(matches!(err, anode_store::Error::Backend { .. }), "{err}");
+    // Corruption, which the server reports as such, not as a failing disk to retry on.
+    assert_eq!(err.kind(), anode_store::ErrorKind::Corrupt, "{err}");
 }

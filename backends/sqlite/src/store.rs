@@ -4,17 +4,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anode_store::{
-    marker, table_known, Durability, Error, Op, Result, Store, StoreStats, Table, TableStats,
-    WriteBatch,
+    disk, marker, table_known, Durability, Error, ErrorKind, Op, Result, Store, StoreStats, Table,
+    TableStats, WriteBatch,
 };
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::read::{Reader, SqliteSnapshot};
 use crate::sql::TableSql;
 use crate::{SqliteOptions, DB_FILE, ENGINE};
 
 pub(crate) fn sqlite_err(e: rusqlite::Error) -> Error {
-    Error::backend(ENGINE, e)
+    let kind = match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => ErrorKind::NoSpace,
+        Some(ErrorCode::SystemIoFailure) => ErrorKind::Io,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => ErrorKind::Corrupt,
+        _ => ErrorKind::Other,
+    };
+    Error::backend_of_kind(ENGINE, kind, e)
+}
+
+/// The error of a write that needed about `needed` bytes under `dir`. SQLite says
+/// SQLITE_FULL when a write fails with ENOSPC, but a file it cannot grow otherwise (its
+/// preallocation, the shared-memory index of the WAL) comes back as SQLITE_IOERR: on a
+/// filesystem this full, that is the full disk too.
+fn write_error(e: rusqlite::Error, dir: &Path, needed: u64) -> Error {
+    if e.sqlite_error_code() == Some(ErrorCode::SystemIoFailure)
+        && disk::io_error_is_full_disk(dir, needed)
+    {
+        let free = disk::free_space(dir).unwrap_or(0);
+        return Error::backend_of_kind(
+            ENGINE,
+            ErrorKind::NoSpace,
+            format!("{e} with {free} bytes free on the filesystem: the disk is full"),
+        );
+    }
+    sqlite_err(e)
 }
 
 /// Statements every connection may prepare, plus ours per table and per scan shape.
@@ -200,16 +224,20 @@ impl Store for SqliteStore {
                 .map_err(sqlite_err)?;
             writer.durability = durability;
         }
+        // WAL frames are whole pages: scattered rows dirty far more than their payload.
+        let needed = batch.payload_bytes().saturating_mul(2) as u64;
+        let failed = |e| write_error(e, &self.path, needed);
         let tx = writer
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err)?;
+            .map_err(failed)?;
         for op in batch.ops() {
             // validate() checked every table, so table_sql cannot fail here.
-            apply(&tx, self.table_sql(op.table())?, op).map_err(sqlite_err)?;
+            apply(&tx, self.table_sql(op.table())?, op).map_err(failed)?;
         }
-        // Dropping an uncommitted transaction (on any error above) rolls it back.
-        tx.commit().map_err(sqlite_err)
+        // Dropping an uncommitted transaction (on any error above, or a failed commit) rolls
+        // it back, so a full disk leaves the database as it was.
+        tx.commit().map_err(failed)
     }
 
     fn sync(&self) -> Result<()> {

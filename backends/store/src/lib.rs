@@ -8,10 +8,15 @@
 //!   store or a [`Store::snapshot`].
 //! * [`WriteBatch`]: writes as plain data (put, delete, delete-range across tables), committed
 //!   atomically with an explicit [`Durability`].
-//! * [`Error`]: one error type; engine errors are boxed inside [`Error::Backend`].
+//! * [`Error`]: one error type; engine errors are boxed inside [`Error::Backend`], and every
+//!   error has an [`ErrorKind`] (no space, other I/O, corruption, other) that the server acts
+//!   on without knowing the engine.
 //! * [`MemoryStore`]: the in-memory reference engine, the oracle for differential tests.
 //! * `contract` (feature `contract`): the test suite every backend passes, expanded into
 //!   `#[test]`s per backend by [`store_contract_tests!`].
+//! * `fault` (feature `fault-injection`): a wrapper around any store that fails chosen write
+//!   batches with a full disk or an I/O error, for the server's fault tests.
+//! * [`disk`]: the free space of a database's filesystem.
 //!
 //! Invariants every backend upholds (checked by the contract suite):
 //! * keys are ordered bytewise (memcmp), shorter-prefix first; keys are 1..=[`MAX_KEY_LEN`] bytes;
@@ -19,11 +24,12 @@
 //! * a snapshot sees one state while writers commit;
 //! * opening a path that is not a usable database directory is an error, never a panic.
 //!
-//! This crate depends on no engine crate and no server crate: only `thiserror`, plus `tempfile`
-//! and `rand` for the optional contract suite. Keep it so (`cargo tree -p anode-store` shows it);
-//! no automated check enforces it.
+//! This crate depends on no engine crate and no server crate: only `thiserror` and `libc` (for
+//! statvfs), plus `tempfile` and `rand` for the optional contract suite. Keep it so (`cargo
+//! tree -p anode-store` shows it); no automated check enforces it.
 
 mod batch;
+pub mod disk;
 mod error;
 pub mod marker;
 mod memory;
@@ -33,9 +39,11 @@ mod store;
 
 #[cfg(feature = "contract")]
 pub mod contract;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 
 pub use batch::{Durability, Op, WriteBatch};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use memory::MemoryStore;
 pub use range::{end_prefix, Direction, KeyRange};
 pub use store::{table_known, KvIter, ReadView, Store, StoreStats, Table, TableStats};
