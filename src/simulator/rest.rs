@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::control::Simulator;
 use super::core_json::{self, Detail};
 use super::rpc;
+use super::server::respond;
 use crate::daemon::hash_to_hex;
 use anode_coins::Hash32;
 
@@ -36,21 +37,6 @@ fn split_format(part: &str) -> (&str, Format) {
         Some((name, "json")) => (name, Format::Json),
         _ => (part, Format::Unknown),
     }
-}
-
-fn respond(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, v);
-    }
-    response
 }
 
 /// Core's `RESTERR`.

@@ -111,7 +111,8 @@ pub async fn serve(sim: Simulator, addr: SocketAddr, auth: Auth) -> std::io::Res
     Ok(SimServer { addr, shutdown })
 }
 
-fn respond(
+/// An HTTP answer with `status`, `content_type` and `body` (the JSON-RPC and REST sides alike).
+pub(super) fn respond(
     status: StatusCode,
     content_type: &str,
     body: impl Into<Bytes>,
