@@ -21,8 +21,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anode::index::chain::STATE_KEY;
 use anode::index::schema::META;
-use anode::index::writer::STATE_KEY;
 use anode::index::{IndexError, IndexWriter, Indexer, SyncError, SyncOptions, WriterOptions};
 use anode::query::{ChainQuery, Hash32};
 use anode::simulator::Simulator;

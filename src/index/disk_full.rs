@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anode_store::disk::free_space;
 use tracing::{error, info, warn};
 
-use super::writer::IndexError;
+use super::error::IndexError;
 
 /// Reminders while the disk stays full come at most this often.
 pub const REMINDER_INTERVAL: Duration = Duration::from_secs(60);

@@ -15,7 +15,9 @@ use anode_store::Store;
 use parking_lot::RwLock;
 use tracing::debug;
 
-use super::writer::{hashx_of, lookup_utxo, IndexError, Touched};
+use super::error::IndexError;
+use super::lookup::{hashx_of, lookup_utxo};
+use super::touched::Touched;
 use crate::daemon::{DaemonApi, DaemonError};
 use crate::query::{Hash32, HashX, HistoryEntry, OutPoint, RecentTx};
 

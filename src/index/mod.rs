@@ -2,8 +2,11 @@
 //! makes a store refuse to be used for another coin, network or schema, the block processor
 //! that fills it, and the reads the protocol serves from it.
 
+pub mod chain;
 pub mod disk_full;
+pub mod error;
 pub mod keys;
+pub mod lookup;
 pub mod mempool;
 pub mod merkle;
 pub mod meta;
@@ -11,15 +14,16 @@ pub mod progress;
 pub mod reader;
 pub mod schema;
 pub mod sync;
+pub mod touched;
 pub mod undo;
 pub mod writer;
 
+pub use chain::{ChainView, IndexState, SharedChain};
+pub use error::{IndexError, IndexResult};
 pub use mempool::{Mempool, MempoolError};
 pub use meta::{open_index_store, DbIdentity, MetaError, SCHEMA_VERSION};
 pub use progress::Progress;
 pub use reader::IndexQuery;
 pub use sync::{CatchUp, Indexer, SyncError, SyncOptions};
-pub use writer::{
-    ChainView, IndexError, IndexResult, IndexState, IndexWriter, SharedChain, Touched,
-    WriterOptions,
-};
+pub use touched::Touched;
+pub use writer::{IndexWriter, WriterOptions};

@@ -12,11 +12,13 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
+use super::chain::{ChainView, SharedChain};
+use super::error::IndexError;
 use super::keys::*;
+use super::lookup::{find_tx_num, read_txids};
 use super::mempool::Mempool;
 use super::merkle::branch_and_root;
 use super::schema::*;
-use super::writer::{find_tx_num, read_txids, ChainView, IndexError, SharedChain};
 use crate::daemon::DaemonApi;
 use crate::query::gate::{self, current_request_gate, RowMeter};
 use crate::query::*;

@@ -13,9 +13,11 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 use super::disk_full::{self, DiskFullOutage};
+use super::error::IndexError;
 use super::mempool::{Mempool, MempoolError};
 use super::progress::Progress;
-use super::writer::{IndexError, IndexWriter, Touched};
+use super::touched::Touched;
+use super::writer::IndexWriter;
 use crate::daemon::{BlockFetcher, DaemonApi, DaemonError, FetcherOptions};
 use crate::query::{ChainEvent, Hash32};
 

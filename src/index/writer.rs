@@ -8,16 +8,19 @@
 //!
 //! Reorgs are undone block by block from undo records kept for the last `reorg_limit` blocks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anode_coins::{Coin, ParsedBlock};
 use anode_store::{Direction, Durability, KeyRange, ReadView, Store, WriteBatch};
-use parking_lot::RwLock;
 use rayon::prelude::*;
 
+use super::chain::{ChainView, IndexState, SharedChain, STATE_KEY};
+use super::error::{IndexError, IndexResult};
 use super::keys::*;
+use super::lookup::{find_stored_utxo, hashx_of, read_txids, StoredUtxo};
 use super::schema::*;
+use super::touched::Touched;
 use super::undo::{CreatedOutput, SpentOutput, UndoRecord};
 use crate::query::{Hash32, HashX, OutPoint};
 
@@ -42,211 +45,6 @@ fn anon_rss_mb() -> u64 {
         .map_or(0, |kib| kib >> 10)
 }
 
-/// `meta` key of the index state: height (4 B BE) + block hash (32 B) + tx count (8 B BE).
-pub const STATE_KEY: &[u8] = b"state";
-
-/// Why indexing failed. None of these leave a partial flush behind.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IndexError {
-    /// The store failed.
-    #[error("database: {0}")]
-    Store(#[from] anode_store::Error),
-    /// A flush could not be written. None of it reached the store, and the writer still holds
-    /// its blocks as pending: [`IndexWriter::flush`] can try the same flush again.
-    #[error("writing blocks {first}..={last} ({bytes} bytes of rows) to the database: {source}")]
-    Flush {
-        /// the first block of the flush
-        first: u32,
-        /// its last block
-        last: u32,
-        /// keys and values in its batch (the engine needs more on disk: pages, logs)
-        bytes: u64,
-        /// the store's error
-        source: anode_store::Error,
-    },
-    /// The database contradicts itself.
-    #[error("the index is inconsistent: {0}; stop anode and re-index into a new DB_DIRECTORY")]
-    Corrupt(String),
-    /// A block spends an output the index does not have.
-    #[error(
-        "block {height} spends {txid}:{vout}, which the index does not hold as unspent \
-         (a chain the coin settings do not describe, or a damaged index)"
-    )]
-    MissingOutput {
-        /// height of the spending block
-        height: u32,
-        /// funding txid, display order
-        txid: String,
-        /// output index
-        vout: u32,
-    },
-    /// A block does not extend the tip.
-    #[error("block {height} does not extend the indexed tip")]
-    NotExtending {
-        /// the block's height
-        height: u32,
-    },
-    /// A reorg would undo a block whose undo record is gone.
-    #[error(
-        "the node's chain forks below height {height}, deeper than the undo data kept \
-         (reorg limit {limit}); anode cannot follow it. Check that the node is on the right \
-         chain; if it is, re-index into a new DB_DIRECTORY (or raise REORG_LIMIT first)"
-    )]
-    ReorgTooDeep {
-        /// the lowest height that would have to be undone
-        height: u32,
-        /// the configured limit
-        limit: u32,
-    },
-    /// The chain outgrew the 5-byte tx numbers.
-    #[error("more than 2^40 transactions: the index format cannot number them")]
-    TooManyTransactions,
-}
-
-impl IndexError {
-    /// The store's error behind this one, if the store failed.
-    pub fn store_error(&self) -> Option<&anode_store::Error> {
-        match self {
-            IndexError::Store(e) | IndexError::Flush { source: e, .. } => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// Result of the block processor.
-pub type IndexResult<T> = Result<T, IndexError>;
-
-/// The flushed tip as recorded in `meta`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexState {
-    /// height of the last flushed block
-    pub height: u32,
-    /// its hash
-    pub hash: Hash32,
-    /// transactions indexed up to and including it
-    pub tx_count: u64,
-}
-
-impl IndexState {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(44);
-        out.extend_from_slice(&self.height.to_be_bytes());
-        out.extend_from_slice(&self.hash);
-        out.extend_from_slice(&self.tx_count.to_be_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != 44 {
-            return None;
-        }
-        Some(IndexState {
-            height: read_u32_be(bytes, 0)?,
-            hash: read_hash(&bytes[4..])?,
-            tx_count: u64::from_be_bytes(bytes[36..44].try_into().ok()?),
-        })
-    }
-}
-
-/// The in-memory part of the flushed chain that queries need on every call.
-#[derive(Debug, Clone, Default)]
-pub struct ChainView {
-    /// block hashes by height
-    pub hashes: Vec<Hash32>,
-    /// cumulative tx counts by height
-    pub tx_counts: Vec<u64>,
-    /// the tip's raw header
-    pub tip_header: Vec<u8>,
-}
-
-impl ChainView {
-    /// Height of the tip, `None` for an empty index.
-    pub fn height(&self) -> Option<u32> {
-        (self.hashes.len() as u32).checked_sub(1)
-    }
-
-    /// The range of tx numbers of the block at `height`.
-    pub fn tx_range(&self, height: u32) -> Option<std::ops::Range<TxNum>> {
-        let end = *self.tx_counts.get(height as usize)?;
-        let start = match height {
-            0 => 0,
-            h => self.tx_counts[h as usize - 1],
-        };
-        Some(start..end)
-    }
-
-    /// The height of the block holding transaction `tx_num`.
-    pub fn height_of(&self, tx_num: TxNum) -> Option<u32> {
-        let index = self.tx_counts.partition_point(|&count| count <= tx_num);
-        (index < self.tx_counts.len()).then_some(index as u32)
-    }
-}
-
-/// Chain view shared between the writer and the readers. The writer commits and updates the
-/// view under the write lock, so a reader that takes a store snapshot under the read lock
-/// sees the two agree.
-#[derive(Debug, Default)]
-pub struct SharedChain {
-    view: RwLock<Arc<ChainView>>,
-}
-
-impl SharedChain {
-    /// The current view.
-    pub fn view(&self) -> Arc<ChainView> {
-        Arc::clone(&self.view.read())
-    }
-
-    /// The tip the view describes (height 0 and a zero hash for an empty index).
-    pub fn tip(&self) -> crate::query::Tip {
-        let view = self.view();
-        crate::query::Tip {
-            height: view.height().unwrap_or(0),
-            hash: view.hashes.last().copied().unwrap_or([0; 32]),
-            header: view.tip_header.clone(),
-        }
-    }
-
-    /// The view together with a store snapshot of the same state.
-    pub fn view_and_snapshot<'s>(
-        &self,
-        store: &'s dyn Store,
-    ) -> anode_store::Result<(Arc<ChainView>, Box<dyn ReadView + 's>)> {
-        let guard = self.view.read();
-        let snapshot = store.snapshot()?;
-        Ok((Arc::clone(&guard), snapshot))
-    }
-}
-
-/// What a block or a run of blocks touched, for notifications.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Touched {
-    /// scripts that gained or lost history
-    pub scripts: HashSet<HashX>,
-    /// outpoints created, spent or un-spent
-    pub outpoints: HashSet<OutPoint>,
-}
-
-impl Touched {
-    /// Adds another set.
-    pub fn extend(&mut self, other: Touched) {
-        self.scripts.extend(other.scripts);
-        self.outpoints.extend(other.outpoints);
-    }
-
-    /// Whether nothing was touched.
-    pub fn is_empty(&self) -> bool {
-        self.scripts.is_empty() && self.outpoints.is_empty()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct CachedUtxo {
-    hashx: HashX,
-    tx_num: TxNum,
-    value: u64,
-}
-
 /// A `utxo` row of a flush: (hashX, tx number, vout, `Some(value)` for a new output, `None`
 /// for the deletion of a spent stored one).
 type UtxoRow = (HashX, TxNum, u32, Option<u64>);
@@ -269,7 +67,7 @@ struct Pending {
     tx_counts: Vec<u64>,
     txids: Vec<Hash32>,
     history: Vec<(HashX, TxNum)>,
-    utxos: HashMap<OutPoint, CachedUtxo>,
+    utxos: HashMap<OutPoint, StoredUtxo>,
     stored_spends: Vec<StoredSpend>,
     spenders: Vec<(TxNum, u32, TxNum)>,
     undo: Vec<(u32, Vec<u8>)>,
@@ -354,49 +152,10 @@ impl IndexWriter {
                     .ok_or_else(|| IndexError::Corrupt("the meta state row is damaged".into()))?,
             ),
         };
-        let mut view = ChainView::default();
-        if let Some(state) = flushed {
-            let end = height_key(state.height.saturating_add(1));
-            let range = KeyRange::between(&height_key(0), &end);
-            let all = state.height == u32::MAX;
-            let range = if all { KeyRange::all() } else { range };
-            for row in store.scan(BLOCK_HASHES, range.clone(), Direction::Forward)? {
-                let (key, value) = row?;
-                let hash = read_hash(&value);
-                if read_height(&key) != Some(view.hashes.len() as u32) || hash.is_none() {
-                    return Err(IndexError::Corrupt(format!(
-                        "block hash row {} out of sequence",
-                        hex::encode(&key)
-                    )));
-                }
-                view.hashes.extend(hash);
-            }
-            for row in store.scan(TX_COUNTS, range, Direction::Forward)? {
-                let (key, value) = row?;
-                let count = read_tx_num(&value);
-                if read_height(&key) != Some(view.tx_counts.len() as u32) || count.is_none() {
-                    return Err(IndexError::Corrupt(format!(
-                        "tx count row {} out of sequence",
-                        hex::encode(&key)
-                    )));
-                }
-                view.tx_counts.extend(count);
-            }
-            let expected = state.height as usize + 1;
-            if view.hashes.len() != expected
-                || view.tx_counts.len() != expected
-                || view.hashes.last() != Some(&state.hash)
-                || view.tx_counts.last() != Some(&state.tx_count)
-            {
-                return Err(IndexError::Corrupt(format!(
-                    "the state row says height {} but the chain tables disagree",
-                    state.height
-                )));
-            }
-            view.tip_header = store
-                .get(HEADERS, &height_key(state.height))?
-                .ok_or_else(|| IndexError::Corrupt("the tip header is missing".into()))?;
-        }
+        let view = match flushed {
+            Some(state) => ChainView::load(store.as_ref(), &state)?,
+            None => ChainView::default(),
+        };
         let lowest_undo = store
             .scan(UNDO, KeyRange::all(), Direction::Forward)?
             .next()
@@ -406,9 +165,7 @@ impl IndexWriter {
             store,
             coin,
             options,
-            chain: Arc::new(SharedChain {
-                view: RwLock::new(Arc::new(view)),
-            }),
+            chain: Arc::new(SharedChain::new(view)),
             flushed,
             pending: Pending::default(),
             lowest_undo,
@@ -610,7 +367,7 @@ impl IndexWriter {
                 };
                 self.pending.utxos.insert(
                     outpoint,
-                    CachedUtxo {
+                    StoredUtxo {
                         hashx,
                         tx_num,
                         value: out.value,
@@ -656,7 +413,7 @@ impl IndexWriter {
     }
 
     /// Takes an output out of the UTXO set (the cache, else the store).
-    fn spend(&mut self, height: u32, outpoint: &OutPoint) -> IndexResult<CachedUtxo> {
+    fn spend(&mut self, height: u32, outpoint: &OutPoint) -> IndexResult<StoredUtxo> {
         if let Some(cached) = self.pending.utxos.remove(outpoint) {
             return Ok(cached);
         }
@@ -713,7 +470,7 @@ impl IndexWriter {
         // Readers take the view and a store snapshot under the read lock, so the commit and the
         // view's update happen under the write lock. A failed write returns with the view as
         // it was.
-        let mut guard = self.chain.view.write();
+        let mut guard = self.chain.lock_for_update();
         if let Err(source) = self.store.write(batch, durability) {
             return Err(IndexError::Flush {
                 first: first_height,
@@ -866,7 +623,7 @@ impl IndexWriter {
             .ok_or_else(|| IndexError::Corrupt(format!("no header for block {parent}")))?;
         drop(view);
 
-        let mut guard = self.chain.view.write();
+        let mut guard = self.chain.lock_for_update();
         self.store.write(batch, Durability::Sync)?;
         let view = Arc::make_mut(&mut guard);
         view.hashes.truncate(parent as usize + 1);
@@ -1068,105 +825,4 @@ fn truncate_history(
         break;
     }
     Ok(())
-}
-
-/// The hashX of a script hash.
-pub fn hashx_of(script_hash: &Hash32) -> HashX {
-    crate::query::ScriptHash(*script_hash).hashx()
-}
-
-/// The txids of tx numbers `range`, in order.
-pub fn read_txids(view: &dyn ReadView, range: std::ops::Range<TxNum>) -> IndexResult<Vec<Hash32>> {
-    let mut txids = Vec::with_capacity((range.end - range.start) as usize);
-    if range.is_empty() {
-        return Ok(txids);
-    }
-    let keys = KeyRange::between(&tx_num_bytes(range.start), &tx_num_bytes(range.end));
-    for row in view.scan(TX_HASHES, keys, Direction::Forward)? {
-        let (key, value) = row?;
-        let expected = range.start + txids.len() as u64;
-        match (read_tx_num(&key), read_hash(&value)) {
-            (Some(n), Some(txid)) if n == expected => txids.push(txid),
-            _ => {
-                return Err(IndexError::Corrupt(format!(
-                    "tx_hashes row {} out of sequence",
-                    hex::encode(&key)
-                )))
-            }
-        }
-    }
-    if txids.len() as u64 != range.end - range.start {
-        return Err(IndexError::Corrupt(format!(
-            "tx_hashes is missing rows in {}..{}",
-            range.start, range.end
-        )));
-    }
-    Ok(txids)
-}
-
-/// A stored unspent output found through `utxo_lookup`. With `verify`, the funding txid is
-/// checked in full through `tx_hashes`; without, a single candidate is trusted (a valid block
-/// only spends outputs that exist, so the one candidate must be it).
-fn find_stored_utxo(
-    view: &dyn ReadView,
-    outpoint: &OutPoint,
-    verify: bool,
-) -> IndexResult<Option<CachedUtxo>> {
-    let prefix = utxo_lookup_prefix(&outpoint.txid, outpoint.vout);
-    let mut candidates = Vec::with_capacity(1);
-    for row in view.scan_prefix(UTXO_LOOKUP, &prefix, Direction::Forward)? {
-        let (key, value) = row?;
-        let parsed = (
-            read_tx_num(&key[prefix.len()..]),
-            read_hashx(&value),
-            value.get(HASHX_LEN..).and_then(read_value),
-        );
-        let (Some(tx_num), Some(hashx), Some(value)) = parsed else {
-            return Err(IndexError::Corrupt(format!(
-                "utxo_lookup row {} is damaged",
-                hex::encode(&key)
-            )));
-        };
-        candidates.push(CachedUtxo {
-            hashx,
-            tx_num,
-            value,
-        });
-    }
-    if candidates.len() == 1 && !verify {
-        return Ok(candidates.pop());
-    }
-    for candidate in candidates {
-        let txid = view.get(TX_HASHES, &tx_num_bytes(candidate.tx_num))?;
-        if txid.as_deref() == Some(&outpoint.txid[..]) {
-            return Ok(Some(candidate));
-        }
-    }
-    Ok(None)
-}
-
-/// An unspent output of the store, checked against the full txid (for mempool inputs, whose
-/// parents the index may not hold yet).
-pub fn lookup_utxo(
-    view: &dyn ReadView,
-    outpoint: &OutPoint,
-) -> IndexResult<Option<(HashX, TxNum, u64)>> {
-    Ok(find_stored_utxo(view, outpoint, true)?.map(|u| (u.hashx, u.tx_num, u.value)))
-}
-
-/// The tx number of a confirmed txid.
-pub fn find_tx_num(view: &dyn ReadView, txid: &Hash32) -> IndexResult<Option<TxNum>> {
-    for row in view.scan_prefix(TXID_INDEX, &txid_prefix(txid), Direction::Forward)? {
-        let (key, _) = row?;
-        let Some(tx_num) = read_tx_num(&key[TXID_PREFIX_LEN..]) else {
-            return Err(IndexError::Corrupt(format!(
-                "txid_index row {} is damaged",
-                hex::encode(&key)
-            )));
-        };
-        if view.get(TX_HASHES, &tx_num_bytes(tx_num))?.as_deref() == Some(&txid[..]) {
-            return Ok(Some(tx_num));
-        }
-    }
-    Ok(None)
 }
