@@ -23,7 +23,7 @@ use crate::daemon::{hash_to_hex, DaemonApi, FetcherOptions};
 use crate::index::{self, IndexWriter, Indexer, SyncError, SyncOptions, WriterOptions};
 use crate::metrics::Metrics;
 use crate::query::ChainQuery;
-use crate::server::{Server, ServerConfig, ServerHandle};
+use crate::server::{Server, ServerConfig, ServerHandle, ServerParts};
 use crate::store_factory::{self, Tuning};
 
 /// Everything a running anode holds.
@@ -215,14 +215,6 @@ impl Stack {
         sync_gauges.abort();
 
         let query: Arc<dyn ChainQuery> = Arc::new(indexer.query());
-        let server = Server::start(
-            Arc::new(ServerConfig::from_config(&config)),
-            Arc::clone(&query),
-            Arc::clone(&daemon),
-            Arc::clone(&coin),
-        )
-        .await
-        .context("starting the listeners")?;
         let genesis_hex = hash_to_hex(&params.genesis_hash);
         let settings = crate::peers::PeerSettings::from_config(
             &config,
@@ -234,8 +226,18 @@ impl Stack {
             Arc::new(crate::peers::QueryChain(Arc::clone(&query))),
         )
         .context("peer discovery settings")?;
-        server.attach_peer_manager(Arc::clone(&peers));
-        server.attach_metrics(Arc::clone(&metrics));
+        let server = Server::start(
+            Arc::new(ServerConfig::from_config(&config)),
+            ServerParts {
+                query: Arc::clone(&query),
+                daemon: Arc::clone(&daemon),
+                coin: Arc::clone(&coin),
+                peers: Arc::clone(&peers),
+                metrics: Some(Arc::clone(&metrics)),
+            },
+        )
+        .await
+        .context("starting the listeners")?;
         let peers_task = {
             let mut stop = shutdown_rx.clone();
             tokio::spawn(Arc::clone(&peers).run(async move {

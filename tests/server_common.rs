@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anode::config::{Service, ServiceKind};
+use anode::peers::{our_features, PeerManager, PeerSettings, QueryChain};
 use anode::query::reference::ReferenceQuery;
-use anode::server::{Server, ServerConfig, ServerHandle};
+use anode::server::{Server, ServerConfig, ServerHandle, ServerParts};
 use anode::simulator::{Profile, SimChain, SimDaemon, Simulator};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -41,6 +42,7 @@ pub struct Harness {
     pub query: Arc<ReferenceQuery>,
     pub handle: ServerHandle,
     pub coin: Arc<dyn anode_coins::Coin>,
+    pub peers: Arc<PeerManager>,
 }
 
 pub fn chain(blocks: u32, seed: u64) -> Simulator {
@@ -51,17 +53,64 @@ pub fn chain(blocks: u32, seed: u64) -> Simulator {
 }
 
 pub async fn start_with(sim: Simulator, config: ServerConfig) -> Harness {
+    start_with_peers(sim, config, Vec::new()).await
+}
+
+/// Peer discovery as ElectrumX runs it, on a regtest chain whose peers all live on loopback:
+/// private addresses are served, and checks time out quickly.
+pub fn test_peers(
+    coin: &Arc<dyn anode_coins::Coin>,
+    query: Arc<dyn anode::query::ChainQuery>,
+    report_services: &[Service],
+    configured_peers: Vec<String>,
+) -> Arc<PeerManager> {
+    let params = coin.params();
+    let genesis = anode_coins::hash_to_hex(&params.genesis_hash);
+    let mut settings = PeerSettings::electrumx_defaults(
+        genesis.clone(),
+        (params.electrum_ports.tcp, params.electrum_ports.ssl),
+        our_features(report_services, &genesis),
+    );
+    settings.configured_peers = configured_peers;
+    settings.allow_private = true;
+    settings.announce = false;
+    settings.timeout = Duration::from_secs(5);
+    PeerManager::new(settings, Arc::new(QueryChain(query))).expect("peer settings")
+}
+
+/// A server that knows `configured_peers` (ElectrumX real names) from its configuration.
+pub async fn start_with_peers(
+    sim: Simulator,
+    config: ServerConfig,
+    configured_peers: Vec<String>,
+) -> Harness {
     let coin = sim.with_chain(|c| Arc::clone(c.coin()));
     let query = Arc::new(ReferenceQuery::new(sim.clone()));
     let daemon = Arc::new(SimDaemon::new(sim.clone()));
-    let handle = Server::start(Arc::new(config), query.clone(), daemon, Arc::clone(&coin))
-        .await
-        .expect("server starts");
+    let peers = test_peers(
+        &coin,
+        query.clone(),
+        &config.report_services,
+        configured_peers,
+    );
+    let handle = Server::start(
+        Arc::new(config),
+        ServerParts {
+            query: query.clone(),
+            daemon,
+            coin: Arc::clone(&coin),
+            peers: Arc::clone(&peers),
+            metrics: None,
+        },
+    )
+    .await
+    .expect("server starts");
     Harness {
         sim,
         query,
         handle,
         coin,
+        peers,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anode::query::reference::ReferenceQuery;
 use anode::query::*;
-use anode::server::Server;
+use anode::server::{Server, ServerParts};
 use anode::simulator::SimDaemon;
 use async_trait::async_trait;
 use common::*;
@@ -332,11 +332,16 @@ async fn scripted(capacity: usize) -> (Harness, Arc<Scripted>) {
         events: broadcast::channel(capacity).0,
     });
     let coin = sim.with_chain(|c| Arc::clone(c.coin()));
+    let peers = test_peers(&coin, scripted.clone(), &[], Vec::new());
     let handle = Server::start(
         Arc::new(test_config()),
-        scripted.clone(),
-        Arc::new(SimDaemon::new(sim.clone())),
-        Arc::clone(&coin),
+        ServerParts {
+            query: scripted.clone(),
+            daemon: Arc::new(SimDaemon::new(sim.clone())),
+            coin: Arc::clone(&coin),
+            peers: Arc::clone(&peers),
+            metrics: None,
+        },
     )
     .await
     .unwrap();
@@ -346,6 +351,7 @@ async fn scripted(capacity: usize) -> (Harness, Arc<Scripted>) {
             query: reference,
             handle,
             coin,
+            peers,
         },
         scripted,
     )

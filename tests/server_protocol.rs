@@ -870,8 +870,8 @@ async fn server_methods() {
         "wss://example.com:50004".parse().unwrap(),
     ];
     config.donation_address = "bc1qexample".into();
-    config.peers = vec!["peer.example.org v1.7.0 s50002 t50001".into()];
-    let h = start_with(sim, config).await;
+    let configured = vec!["peer.example.org v1.7.0 s50002 t50001".to_string()];
+    let h = start_with_peers(sim, config, configured).await;
     let genesis = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
     let mut c = h.client_v("1.7").await;
     let f = c.result("server.features", json!([])).await;
@@ -898,14 +898,14 @@ async fn server_methods() {
         c.result("server.donation_address", json!([])).await,
         "bc1qexample"
     );
+    // As in ElectrumX, a configured peer is served once a check has found it good; until then
+    // it is known but not passed on.
     assert_eq!(
         c.result("server.peers.subscribe", json!([])).await,
-        json!([[
-            "peer.example.org",
-            "peer.example.org",
-            ["v1.7.0", "s50002", "t50001"]
-        ]])
+        json!([])
     );
+    let known: Vec<String> = h.peers.peers().into_iter().map(|p| p.host).collect();
+    assert!(known.contains(&"peer.example.org".to_string()), "{known:?}");
     assert_eq!(
         c.result("server.add_peer", json!([{"hosts": {}}])).await,
         json!(false)

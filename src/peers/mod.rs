@@ -201,24 +201,22 @@ pub struct PeerSettings {
 }
 
 impl PeerSettings {
-    /// ElectrumX's behaviour for `config` on `params`. `our_features` is this server's
-    /// `server.features` answer (protocol 1.7 form); build it with [`our_features`].
-    pub fn from_config(config: &Config, params: &NetworkParams, our_features: Value) -> Self {
-        // Regtest chains are private to one machine: nothing to discover, nobody to tell.
-        let mode = if params.net.eq_ignore_ascii_case("regtest") {
-            PeerDiscovery::Off
-        } else {
-            config.peer_discovery
-        };
+    /// ElectrumX's behaviour on a network with this genesis hash (display hex) and these
+    /// default (TCP, SSL) ports: discovery on, no proxy, no configured peers.
+    pub fn electrumx_defaults(
+        genesis_hash: String,
+        default_ports: (u16, u16),
+        our_features: Value,
+    ) -> Self {
         PeerSettings {
-            mode,
-            announce: config.peer_announce,
-            tor_proxy: config.tor_proxy.clone(),
-            force_proxy: config.force_proxy,
-            default_ports: (params.electrum_ports.tcp, params.electrum_ports.ssl),
-            genesis_hash: anode_coins::hash_to_hex(&params.genesis_hash),
-            coin_peers: params.peers.clone(),
-            configured_peers: config.peers.clone(),
+            mode: PeerDiscovery::On,
+            announce: true,
+            tor_proxy: None,
+            force_proxy: false,
+            default_ports,
+            genesis_hash,
+            coin_peers: Vec::new(),
+            configured_peers: Vec::new(),
             our_features,
             client_name: "ElectrumX 2.0.0".into(),
             allow_private: false,
@@ -236,6 +234,28 @@ impl PeerSettings {
             add_peer_interval: Duration::from_secs(600),
             onion_window: Duration::from_secs(20 * 60),
         }
+    }
+
+    /// ElectrumX's behaviour for `config` on `params`. `our_features` is this server's
+    /// `server.features` answer (protocol 1.7 form); build it with [`our_features`].
+    pub fn from_config(config: &Config, params: &NetworkParams, our_features: Value) -> Self {
+        let mut settings = PeerSettings::electrumx_defaults(
+            anode_coins::hash_to_hex(&params.genesis_hash),
+            (params.electrum_ports.tcp, params.electrum_ports.ssl),
+            our_features,
+        );
+        // Regtest chains are private to one machine: nothing to discover, nobody to tell.
+        settings.mode = if params.net.eq_ignore_ascii_case("regtest") {
+            PeerDiscovery::Off
+        } else {
+            config.peer_discovery
+        };
+        settings.announce = config.peer_announce;
+        settings.tor_proxy = config.tor_proxy.clone();
+        settings.force_proxy = config.force_proxy;
+        settings.coin_peers = params.peers.clone();
+        settings.configured_peers = config.peers.clone();
+        settings
     }
 }
 

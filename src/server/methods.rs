@@ -15,7 +15,6 @@ use super::params::{self, bind, Args, Signature};
 use super::session::{OutpointSub, ScriptSub, Session};
 use super::version::{negotiate, ProtocolVersion};
 use super::Shared;
-use crate::config::PeerDiscovery;
 use crate::daemon::{hash_to_hex, DaemonError};
 use crate::query::{
     Hash32, History, HistoryEntry, OutPoint, OutpointStatus, QueryError, ScriptHash,
@@ -240,26 +239,15 @@ pub(crate) async fn dispatch(
         }
         "server.peers.subscribe" => {
             cost(1.0);
-            match shared.discovery.get() {
-                Some(manager) => Ok(manager.peers_subscribe_result()),
-                None => Ok(shared.peers.subscribe_result()),
-            }
+            Ok(shared.peers.peers_subscribe_result())
         }
         "server.add_peer" => {
             cost(100.0);
-            if let Some(manager) = shared.discovery.get() {
-                let features = args.req(0);
-                return Ok(Value::Bool(
-                    manager
-                        .add_peer_request(Some(session.peer.ip()), features)
-                        .await,
-                ));
-            }
-            let enabled = shared.config.peer_discovery == PeerDiscovery::On;
+            let features = args.req(0);
             Ok(Value::Bool(
                 shared
                     .peers
-                    .add_peer(enabled, session.peer, args.req(0))
+                    .add_peer_request(Some(session.peer.ip()), features)
                     .await,
             ))
         }

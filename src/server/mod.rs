@@ -9,13 +9,11 @@
 //! through the two traits, and never names a concrete coin.
 
 mod cost;
-mod discovery;
 mod handlers;
 mod json;
 mod methods;
 mod notify;
 mod params;
-mod peers;
 mod session;
 mod tls;
 mod transport;
@@ -31,12 +29,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, Limits, PeerDiscovery, Service, ServiceKind};
+use crate::config::{Config, Limits, Service, ServiceKind};
 use crate::daemon::DaemonApi;
+use crate::peers::PeerManager;
 use crate::query::ChainQuery;
 
 pub use json::{python_float, RpcError};
-pub use peers::{PeerEntry, PeerList};
 pub use tls::TlsError;
 pub use version::ProtocolVersion;
 
@@ -82,10 +80,6 @@ pub struct ServerConfig {
     pub donation_address: String,
     /// first element of the `server.version` result and `server_version` of features
     pub server_version: String,
-    /// peer discovery mode (`server.add_peer` accepts only when `On`)
-    pub peer_discovery: PeerDiscovery,
-    /// configured peers, ElectrumX "real names" (`host v1.7 s50002 t50001`)
-    pub peers: Vec<String>,
     /// a session whose socket accepts nothing for this long is aborted
     pub slow_reader_timeout: Duration,
     /// most bytes queued for one session before it is disconnected as a slow reader
@@ -132,8 +126,6 @@ impl Default for ServerConfig {
             banner_file: None,
             donation_address: String::new(),
             server_version: format!("anode {}", env!("CARGO_PKG_VERSION")),
-            peer_discovery: PeerDiscovery::On,
-            peers: Vec::new(),
             slow_reader_timeout: Duration::from_secs(20),
             max_queued_bytes: 32 * 1024 * 1024,
             notification_timeout: Duration::from_secs(30),
@@ -165,7 +157,6 @@ impl ServerConfig {
             tls_watch_interval: Some(Duration::from_secs(60)),
             banner_file: config.banner_file.clone(),
             donation_address: config.donation_address.clone(),
-            peer_discovery: config.peer_discovery,
             mempool_refresh: Duration::from_millis(config.poll_interval_mempool_ms.max(1)),
             ..ServerConfig::default()
         }
@@ -221,11 +212,10 @@ pub(crate) struct Shared {
     pub coin: Arc<dyn anode_coins::Coin>,
     pub registry: notify::Registry,
     pub groups: cost::Groups,
-    pub peers: PeerList,
-    /// the discovering peer manager, once attached; `peers` serves until then
-    pub discovery: std::sync::OnceLock<Arc<crate::peers::PeerManager>>,
-    /// Prometheus metrics, once attached
-    pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    /// the known servers, for `server.peers.subscribe` and `server.add_peer`
+    pub peers: Arc<PeerManager>,
+    /// where sessions, requests and bytes are counted, if anywhere
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     pub caches: methods::Caches,
     pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
@@ -250,6 +240,21 @@ fn work_slot_count() -> usize {
     (cores * 4).clamp(8, 64)
 }
 
+/// What the server serves from: the index, the node, the coin, the peer list and the metrics
+/// registry. All are built before the listeners open, so the first session sees them all.
+pub struct ServerParts {
+    /// the index's answers
+    pub query: Arc<dyn ChainQuery>,
+    /// the node, for broadcast, fees and raw transactions
+    pub daemon: Arc<dyn DaemonApi>,
+    /// the coin's rules (script hashes, header sizes)
+    pub coin: Arc<dyn anode_coins::Coin>,
+    /// peer discovery; its background task is the caller's to run
+    pub peers: Arc<PeerManager>,
+    /// Prometheus metrics, if the operator asked for them
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
 /// The Electrum server.
 pub struct Server;
 
@@ -258,10 +263,15 @@ impl Server {
     /// bound, so [`ServerHandle::local_addrs`] is final.
     pub async fn start(
         config: Arc<ServerConfig>,
-        query: Arc<dyn ChainQuery>,
-        daemon: Arc<dyn DaemonApi>,
-        coin: Arc<dyn anode_coins::Coin>,
+        parts: ServerParts,
     ) -> Result<ServerHandle, ServerError> {
+        let ServerParts {
+            query,
+            daemon,
+            coin,
+            peers,
+            metrics,
+        } = parts;
         let needs_tls = config.services.iter().any(|s| s.kind.is_tls());
         let tls = if needs_tls {
             Some(tls::TlsState::load(
@@ -271,13 +281,11 @@ impl Server {
         } else {
             None
         };
-        let peers = PeerList::new(&config.peers);
         let shared = Arc::new(Shared {
             registry: notify::Registry::default(),
             groups: cost::Groups::default(),
             peers,
-            discovery: std::sync::OnceLock::new(),
-            metrics: std::sync::OnceLock::new(),
+            metrics,
             caches: methods::Caches::default(),
             request_counts: Default::default(),
             tls,
@@ -416,41 +424,6 @@ impl ServerHandle {
             Some(tls) => Ok(tls.reload()?),
             None => Ok(()),
         }
-    }
-
-    /// Serves `server.peers.subscribe` and `server.add_peer` from `manager` (peer discovery)
-    /// instead of the static list. Only the first manager attached is used.
-    pub fn attach_peer_manager(&self, manager: Arc<crate::peers::PeerManager>) {
-        let _ = self.shared.discovery.set(manager);
-    }
-
-    /// Counts sessions, requests per method, errors, latencies and bytes into `metrics`.
-    pub fn attach_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
-        let _ = self.shared.metrics.set(metrics);
-    }
-
-    /// The peer list (`server.peers.subscribe`), for the admin layer.
-    pub fn peers(&self) -> &PeerList {
-        &self.shared.peers
-    }
-
-    /// Verifies every known peer (docs/protocol.md, Peer discovery) and records the outcomes;
-    /// peers that fail are no longer served by `server.peers.subscribe`. Returns
-    /// `(host, outcome)` pairs.
-    pub async fn verify_peers(&self) -> Vec<(String, Result<(), String>)> {
-        let mut outcomes = Vec::new();
-        for peer in self.shared.peers.entries() {
-            let outcome = discovery::verify(&self.shared, &peer).await;
-            if let Err(why) = &outcome {
-                tracing::info!(host = %peer.host, reason = %why, "peer failed verification");
-            }
-            self.shared.peers.set_verified(
-                &peer.host,
-                outcome.clone().map(|()| std::time::SystemTime::now()),
-            );
-            outcomes.push((peer.host.clone(), outcome));
-        }
-        outcomes
     }
 
     /// Requests served so far per method (known methods only), for metrics and `getinfo`.

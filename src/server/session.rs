@@ -881,7 +881,7 @@ impl Session {
                     methods::dispatch(shared, self, method, params),
                 )
                 .await;
-            if let Some(metrics) = shared.metrics.get() {
+            if let Some(metrics) = shared.metrics.as_ref() {
                 metrics.request_finished(
                     methods::metric_label(method),
                     started.elapsed(),
@@ -972,7 +972,7 @@ pub(crate) async fn run(
         ServiceKind::Wss => "wss",
         ServiceKind::Rpc => "rpc",
     };
-    if let Some(metrics) = shared.metrics.get() {
+    if let Some(metrics) = shared.metrics.as_ref() {
         metrics.session_opened(transport);
     }
 
@@ -1023,7 +1023,7 @@ pub(crate) async fn run(
         shared.groups.leave(&shared.config.limits, g, id, remaining);
     }
     shared.registry.remove(id);
-    if let Some(metrics) = shared.metrics.get() {
+    if let Some(metrics) = shared.metrics.as_ref() {
         metrics.session_closed(transport);
         metrics.bytes_received(session.bytes_in.load(Ordering::Relaxed));
         metrics.bytes_sent(session.bytes_out.load(Ordering::Relaxed));
