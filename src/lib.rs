@@ -16,5 +16,6 @@ pub mod output;
 pub mod peers;
 pub mod query;
 pub mod server;
+pub mod side_listener;
 pub mod simulator;
 pub mod store_factory;

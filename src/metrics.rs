@@ -13,8 +13,6 @@
 //! Every series is listed in `docs/metrics.md` (checked by `tests/docs_check.rs`).
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,10 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 /// The content type of the OpenMetrics text exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -344,31 +339,29 @@ fn saturating_i64(v: u64) -> i64 {
 }
 
 /// A running metrics endpoint started by [`serve`].
-pub struct MetricsServer {
-    /// where it listens
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetricsServer {
-    /// Stops listening; waits until open scrapes are closed.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+pub type MetricsServer = crate::side_listener::SideListener;
 
 /// Serves `metrics` at `http://ADDR/metrics` in a task (port 0 picks one).
 pub async fn serve(addr: &str, metrics: Arc<Metrics>) -> std::io::Result<MetricsServer> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(run(listener, metrics, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let server = MetricsServer::spawn(addr, "metrics", move |stream, peer| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            let service = hyper::service::service_fn(move |req| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, Infallible>(respond(&metrics, &req)) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%peer, error = %e, "metrics connection ended with an error");
+            }
+        }
+    })
+    .await?;
+    let addr = server.addr;
     info!(%addr, "Prometheus metrics at http://{addr}/metrics");
-    Ok(MetricsServer { addr, stop, task })
+    Ok(server)
 }
 
 /// Starts the endpoint on the configured `metrics_addr`; `None` when it is unset (metrics are
@@ -381,40 +374,6 @@ pub async fn serve_configured(
         Some(addr) => serve(addr, metrics).await.map(Some),
         None => Ok(None),
     }
-}
-
-/// Serves `/metrics` on `listener` until `shutdown` completes.
-pub async fn run(listener: TcpListener, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) {
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let metrics = metrics.clone();
-                    connections.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let metrics = metrics.clone();
-                            async move { Ok::<_, Infallible>(respond(&metrics, &req)) }
-                        });
-                        if let Err(e) = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
-                        {
-                            debug!(%peer, error = %e, "metrics connection ended with an error");
-                        }
-                    });
-                }
-                Err(e) => {
-                    warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
 }
 
 fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -38,4 +38,4 @@ pub use api::{
 pub use commands::{Command, RpcError};
 pub use logging::{init_logging, reloadable_subscriber, LogControl, LogError};
 pub use query::format_amount;
-pub use server::{run, spawn, spawn_configured, Admin, AdminServer};
+pub use server::{spawn, spawn_configured, Admin, AdminServer};

@@ -1,18 +1,14 @@
 //! The admin listener: newline-delimited JSON-RPC 2.0 over TCP (single requests and batches), no
 //! version negotiation, no size limit on answers, no request timeout (docs/admin.md).
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anode_coins::Coin;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
 
 use super::api::{AdminApi, LoggingChange, MemoryItem, SessionInfo};
 use super::commands::{Command, RpcError, INVALID_REQUEST, PARSE_ERROR};
@@ -299,46 +295,8 @@ fn process_memory() -> Vec<MemoryItem> {
         .collect()
 }
 
-/// Serves the admin interface on `listener` until `shutdown` completes; open connections are
-/// closed then (a command still running is cancelled at its next await).
-pub async fn run(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Future<Output = ()>) {
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    debug!(%peer, "admin connection");
-                    connections.spawn(connection(stream, admin.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
-}
-
 /// A running admin listener started by [`spawn`].
-pub struct AdminServer {
-    /// where it listens
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl AdminServer {
-    /// Stops listening and closes the admin connections; waits until they are closed.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+pub type AdminServer = crate::side_listener::SideListener;
 
 /// Starts the admin listener on the configured `rpc://` service; `None` when `services` has
 /// none (the admin interface is off).
@@ -358,14 +316,13 @@ pub async fn spawn_configured(
 
 /// Binds `addr` (the `rpc://` service; port 0 picks one) and serves `admin` on it in a task.
 pub async fn spawn(addr: &str, admin: Arc<Admin>) -> std::io::Result<AdminServer> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(run(listener, admin, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-    info!(%addr, "admin RPC listening");
-    Ok(AdminServer { addr, stop, task })
+    let server = AdminServer::spawn(addr, "admin RPC", move |stream, peer| {
+        debug!(%peer, "admin connection");
+        connection(stream, Arc::clone(&admin))
+    })
+    .await?;
+    info!(addr = %server.addr, "admin RPC listening");
+    Ok(server)
 }
 
 async fn connection(stream: TcpStream, admin: Arc<Admin>) {
