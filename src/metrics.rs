@@ -27,7 +27,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 use tracing::{debug, info};
 
 /// The content type of the OpenMetrics text exposition.
@@ -68,28 +68,85 @@ fn flush_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 17))
 }
 
-/// Every metric anode exports. Create one with [`Metrics::new`], share it as `Arc<Metrics>`;
-/// every method takes `&self` and is cheap (atomics, and a read lock for labelled series).
-pub struct Metrics {
-    registry: Registry,
-    sessions: Family<TransportLabel, Gauge>,
-    sessions_opened: Family<TransportLabel, Counter>,
-    requests: Family<MethodLabel, Counter>,
-    request_errors: Family<MethodLabel, Counter>,
-    request_duration: Family<MethodLabel, Histogram>,
-    received: Counter,
-    sent: Counter,
-    subscriptions: Family<KindLabel, Gauge>,
-    tip_height: Gauge,
-    daemon_height: Gauge,
-    sync_progress: Gauge<f64, AtomicU64>,
-    mempool_txs: Gauge,
-    flushes: Counter,
-    flush_duration: Histogram,
-    flushed: Counter,
-    db_size: Gauge,
-    cache_size: Family<CacheLabel, Gauge>,
-    db_engine: Family<CounterLabel, Gauge>,
+/// Registers `metric` under `name` (prefixed `anode_`), with `unit` where it has one.
+fn register(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: impl Metric,
+) {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric),
+        None => registry.register(name, help, metric),
+    }
+}
+
+/// Declares the [`Metrics`] struct and its constructor from one list, so a metric's field,
+/// exported name, help and unit are written once.
+macro_rules! metric_families {
+    ($( $field:ident: $ty:ty = $init:expr, $name:literal $(in $unit:ident)?, $help:literal; )*) => {
+        /// Every metric anode exports. Create one with [`Metrics::new`], share it as
+        /// `Arc<Metrics>`; every method takes `&self` and is cheap (atomics, and a read lock for
+        /// labelled series).
+        pub struct Metrics {
+            registry: Registry,
+            $( $field: $ty, )*
+        }
+
+        impl Metrics {
+            /// A fresh set of metrics, all at zero, in its own registry (names prefixed
+            /// `anode_`).
+            pub fn new() -> Self {
+                let mut registry = Registry::with_prefix("anode");
+                $(
+                    let $field: $ty = $init;
+                    let unit: Option<Unit> = None $( .or(Some(Unit::$unit)) )?;
+                    register(&mut registry, $name, $help, unit, $field.clone());
+                )*
+                Metrics { registry, $( $field, )* }
+            }
+        }
+    };
+}
+
+metric_families! {
+    sessions: Family<TransportLabel, Gauge> = Family::default(),
+        "sessions", "Open client sessions, by transport";
+    sessions_opened: Family<TransportLabel, Counter> = Family::default(),
+        "sessions_opened", "Client sessions accepted since start, by transport";
+    requests: Family<MethodLabel, Counter> = Family::default(),
+        "requests", "Requests answered, by method";
+    request_errors: Family<MethodLabel, Counter> = Family::default(),
+        "request_errors", "Requests answered with an error, by method";
+    request_duration: Family<MethodLabel, Histogram> = Family::new_with_constructor(latency_histogram),
+        "request_duration" in Seconds, "Time from a request's arrival to its answer, by method";
+    received: Counter = Counter::default(),
+        "received" in Bytes, "Bytes received from clients";
+    sent: Counter = Counter::default(),
+        "sent" in Bytes, "Bytes sent to clients";
+    subscriptions: Family<KindLabel, Gauge> = Family::default(),
+        "subscriptions", "Subscriptions over all sessions, by kind (scripthash, outpoint)";
+    tip_height: Gauge = Gauge::default(),
+        "tip_height", "Height of the best indexed block";
+    daemon_height: Gauge = Gauge::default(),
+        "daemon_height", "Height of the node's best block";
+    sync_progress: Gauge<f64, AtomicU64> = Gauge::default(),
+        "sync_progress", "Indexed height divided by the node's height (1 when caught up)";
+    mempool_txs: Gauge = Gauge::default(),
+        "mempool_transactions", "Transactions in the mempool mirror";
+    flushes: Counter = Counter::default(),
+        "flushes", "Index flushes to the store";
+    flush_duration: Histogram = flush_histogram(),
+        "flush_duration" in Seconds, "Time one index flush took";
+    flushed: Counter = Counter::default(),
+        "flushed" in Bytes, "Bytes written to the store by index flushes";
+    db_size: Gauge = Gauge::default(),
+        "db_size" in Bytes, "Size of the index database on disk";
+    cache_size: Family<CacheLabel, Gauge> = Family::default(),
+        "cache_size" in Bytes, "Memory held by a cache, by cache";
+    db_engine: Family<CounterLabel, Gauge> = Family::default(),
+        "db_engine", "The storage engine's own counters (memtables, block cache, pending compaction...), by counter";
 }
 
 impl Default for Metrics {
@@ -105,123 +162,6 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A fresh set of metrics, all at zero, in its own registry (names prefixed `anode_`).
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("anode");
-        let m = Metrics {
-            sessions: Family::default(),
-            sessions_opened: Family::default(),
-            requests: Family::default(),
-            request_errors: Family::default(),
-            request_duration: Family::new_with_constructor(latency_histogram),
-            received: Counter::default(),
-            sent: Counter::default(),
-            subscriptions: Family::default(),
-            tip_height: Gauge::default(),
-            daemon_height: Gauge::default(),
-            sync_progress: Gauge::default(),
-            mempool_txs: Gauge::default(),
-            flushes: Counter::default(),
-            flush_duration: flush_histogram(),
-            flushed: Counter::default(),
-            db_size: Gauge::default(),
-            cache_size: Family::default(),
-            db_engine: Family::default(),
-            registry: Registry::default(),
-        };
-        let r = &mut registry;
-        r.register(
-            "sessions",
-            "Open client sessions, by transport",
-            m.sessions.clone(),
-        );
-        r.register(
-            "sessions_opened",
-            "Client sessions accepted since start, by transport",
-            m.sessions_opened.clone(),
-        );
-        r.register(
-            "requests",
-            "Requests answered, by method",
-            m.requests.clone(),
-        );
-        r.register(
-            "request_errors",
-            "Requests answered with an error, by method",
-            m.request_errors.clone(),
-        );
-        r.register_with_unit(
-            "request_duration",
-            "Time from a request's arrival to its answer, by method",
-            Unit::Seconds,
-            m.request_duration.clone(),
-        );
-        r.register_with_unit(
-            "received",
-            "Bytes received from clients",
-            Unit::Bytes,
-            m.received.clone(),
-        );
-        r.register_with_unit("sent", "Bytes sent to clients", Unit::Bytes, m.sent.clone());
-        r.register(
-            "subscriptions",
-            "Subscriptions over all sessions, by kind (scripthash, outpoint)",
-            m.subscriptions.clone(),
-        );
-        r.register(
-            "tip_height",
-            "Height of the best indexed block",
-            m.tip_height.clone(),
-        );
-        r.register(
-            "daemon_height",
-            "Height of the node's best block",
-            m.daemon_height.clone(),
-        );
-        r.register(
-            "sync_progress",
-            "Indexed height divided by the node's height (1 when caught up)",
-            m.sync_progress.clone(),
-        );
-        r.register(
-            "mempool_transactions",
-            "Transactions in the mempool mirror",
-            m.mempool_txs.clone(),
-        );
-        r.register("flushes", "Index flushes to the store", m.flushes.clone());
-        r.register_with_unit(
-            "flush_duration",
-            "Time one index flush took",
-            Unit::Seconds,
-            m.flush_duration.clone(),
-        );
-        r.register_with_unit(
-            "flushed",
-            "Bytes written to the store by index flushes",
-            Unit::Bytes,
-            m.flushed.clone(),
-        );
-        r.register_with_unit(
-            "db_size",
-            "Size of the index database on disk",
-            Unit::Bytes,
-            m.db_size.clone(),
-        );
-        r.register_with_unit(
-            "cache_size",
-            "Memory held by a cache, by cache",
-            Unit::Bytes,
-            m.cache_size.clone(),
-        );
-        r.register(
-            "db_engine",
-            "The storage engine's own counters (memtables, block cache, pending compaction...), \
-             by counter",
-            m.db_engine.clone(),
-        );
-        Metrics { registry, ..m }
-    }
-
     /// A client connected over `transport` (`tcp`, `ssl`, `ws`, `wss`).
     pub fn session_opened(&self, transport: &'static str) {
         let label = TransportLabel { transport };
