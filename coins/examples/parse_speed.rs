@@ -16,7 +16,8 @@ fn main() {
         ("litecoin_mainnet_2265985.json", "Litecoin", "mainnet"),
         ("lbry_mainnet_1000000.json", "Lbry", "mainnet"),
     ] {
-        let text = std::fs::read_to_string(dir.join(file)).expect("vector (coins/tests/data/vectors)");
+        let text =
+            std::fs::read_to_string(dir.join(file)).expect("vector (coins/tests/data/vectors)");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         let hex: String = v["block"]
             .as_str()
