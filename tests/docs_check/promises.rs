@@ -619,3 +619,73 @@ fn only_the_store_factory_names_an_engine() {
     }
     assert!(named.is_empty(), "{}", named.join("\n"));
 }
+
+/// docs/protocol.md, Methods by version: its table is the one the server dispatches by, column
+/// by column, and the versions it says behave alike have the same methods.
+#[test]
+fn the_method_table_is_the_one_the_server_dispatches_by() {
+    use anode::server::{methods_of_version, ProtocolVersion};
+    let served = |version: &str| -> BTreeSet<String> {
+        let parts: Vec<u32> = version
+            .split('.')
+            .map(|p| p.parse().expect("a version number"))
+            .collect();
+        methods_of_version(&ProtocolVersion::new(&parts))
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    let text = std::fs::read_to_string(root().join("docs/protocol.md")).expect("docs/protocol.md");
+    let section = text
+        .split("### Methods by version")
+        .nth(1)
+        .expect("docs/protocol.md has Methods by version");
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    let versions: Vec<(usize, String)> = rows[0]
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.starts_with("1."))
+        .map(|(i, h)| (i, h.clone()))
+        .collect();
+    assert_eq!(versions.len(), 6, "version columns: {:?}", rows[0]);
+    let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in &rows[2..] {
+        let method = row[0].split('`').nth(1).expect("a method in backticks");
+        for (column, version) in &versions {
+            let methods = documented.entry(version.clone()).or_default();
+            match row[*column].as_str() {
+                "Y" => {
+                    methods.insert(method.to_string());
+                }
+                "—" => {}
+                other => panic!("{method} in {version}: `{other}` is neither Y nor —"),
+            }
+        }
+    }
+    for (_, version) in &versions {
+        assert_eq!(
+            documented[version],
+            served(version),
+            "docs/protocol.md, Methods by version, column {version} (left) against the server"
+        );
+    }
+    // The table's own note: 1.4.3 and 1.5 behave as 1.4.2, 1.6.x as 1.6, 1.7.0 as 1.7.
+    for (alike, documented_as) in [
+        ("1.4.3", "1.4.2"),
+        ("1.5", "1.4.2"),
+        ("1.6.1", "1.6"),
+        ("1.7.0", "1.7"),
+    ] {
+        assert_eq!(served(alike), served(documented_as), "{alike}");
+    }
+}
