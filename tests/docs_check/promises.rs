@@ -555,6 +555,9 @@ fn the_crates_depend_on_each_other_as_the_docs_say() {
     assert!(breaches.is_empty(), "{}", breaches.join("\n"));
 }
 
+/// A change to the workspace's dependencies.
+type Change = Box<dyn Fn(&mut BTreeMap<String, Crate>)>;
+
 #[test]
 fn dependency_breaches_are_caught() {
     let crates = workspace();
@@ -572,7 +575,7 @@ fn dependency_breaches_are_caught() {
                 .insert(dep.clone(), optional);
         }
     };
-    let breaking: Vec<Box<dyn Fn(&mut BTreeMap<String, Crate>)>> = vec![
+    let breaking: Vec<Change> = vec![
         Box::new(dep("anode-store", "heed", false)),
         Box::new(dep("anode-store", "anode-coins", false)),
         Box::new(dep("anode-store", "rand", false)),
