@@ -4,11 +4,16 @@
 //! workspace crate, `scripts/…` exist and are executable, `VAR=value` names a known option and
 //! the values make a valid configuration, and any other program must be on the list of
 //! external tools below. TOML blocks headed `# anode.toml` and env files load as the real
-//! configuration; relative links resolve; the configuration and metrics references match the
-//! code; the systemd unit's `ExecStart` parses; the README's wallet lines are answered by a
-//! running server.
+//! configuration; relative links and their anchors resolve; the configuration and metrics
+//! references match the code; the systemd unit's `ExecStart` parses; the README's wallet lines
+//! are answered by a running server. `docs_check/promises.rs` checks what the docs promise about
+//! the repository itself: every path and section that docs and comments name exists, and the
+//! crates depend on each other as documented.
 
 mod support;
+
+#[path = "docs_check/promises.rs"]
+mod promises;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -423,9 +428,11 @@ fn check_toml(text: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Relative links of a markdown file, and `docs/*.md` paths named anywhere in it.
+/// Relative links of a markdown file, with their anchors. (Paths named outside links:
+/// `promises.rs`.)
 fn check_links(path: &Path, text: &str) -> Vec<String> {
     let mut failures = Vec::new();
+    let mut pages = promises::Pages::default();
     let dir = path.parent().unwrap_or(Path::new(""));
     for (n, line) in text.lines().enumerate() {
         let mut rest = line;
@@ -434,30 +441,20 @@ fn check_links(path: &Path, text: &str) -> Vec<String> {
             let Some(end) = after.find(')') else { break };
             let target = &after[..end];
             rest = &after[end..];
-            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+            if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
-            let file = target.split('#').next().unwrap_or_default();
-            if !root().join(dir).join(file).exists() {
-                failures.push(format!(
-                    "{}:{}: broken link `{target}`",
-                    path.display(),
-                    n + 1
-                ));
-            }
-        }
-        for (i, _) in line.match_indices("docs/") {
-            // `shared/docs/…` and the like are not this repository's docs.
-            if line[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '/') {
-                continue;
-            }
-            let name: String = line[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
-                .collect();
-            let name = name.trim_end_matches('.');
-            if name.ends_with(".md") && !root().join(name).exists() {
-                failures.push(format!("{}:{}: no file {name}", path.display(), n + 1));
+            let at = format!("{}:{}", path.display(), n + 1);
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let page = if file.is_empty() {
+                path.to_path_buf()
+            } else {
+                dir.join(file)
+            };
+            if !root().join(&page).exists() {
+                failures.push(format!("{at}: broken link `{target}`"));
+            } else if !anchor.is_empty() && !promises::anchors(pages.text(&page)).contains(anchor) {
+                failures.push(format!("{at}: no heading for the anchor of `{target}`"));
             }
         }
     }
@@ -787,9 +784,13 @@ fn broken_commands_are_caught() {
     assert!(check_toml("no_such_option = 1\n").is_err());
     assert!(check_toml("cost_soft_limit = 5\ncost_hard_limit = 1\n").is_err());
     assert!(check_toml("services = \"tcp://:50001\"\n").is_ok());
-    let dir = Path::new("docs/x.md");
-    assert_eq!(check_links(dir, "see [here](no-such.md)").len(), 1);
-    assert!(check_links(dir, "see [here](admin.md#x) and docs/admin.md").is_empty());
+    let page = Path::new("docs").join("x.md");
+    assert_eq!(check_links(&page, "see [here](no-such.md)").len(), 1);
+    assert_eq!(
+        check_links(&page, "see [here](admin.md#no-such-heading)").len(),
+        1
+    );
+    assert!(check_links(&page, "see [here](protocol.md#version-negotiation)").is_empty());
 }
 
 #[test]

@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/blocks");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/blocks");
     for (file, coin, net) in [
         ("bitcoin_mainnet_951658.json", "Bitcoin", "mainnet"),
         ("litecoin_mainnet_2265985.json", "Litecoin", "mainnet"),
         ("lbry_mainnet_1000000.json", "Lbry", "mainnet"),
     ] {
-        let text = std::fs::read_to_string(dir.join(file)).expect("vector (coins/vectors)");
+        let text =
+            std::fs::read_to_string(dir.join(file)).expect("vector (coins/tests/data/vectors)");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         let hex: String = v["block"]
             .as_str()

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-/// The real block and transaction vectors, kept in the repository at `coins/vectors` with their
-/// source and licence (coins/vectors/README.md).
+/// The real block and transaction vectors, kept in the repository at `coins/tests/data/vectors`
+/// with their source and licence (`coins/tests/data/vectors/README.md`).
 /// Panics (fails the test) with a clear message when they are missing.
 pub fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors");
     assert!(
         dir.join("blocks").is_dir() && dir.join("transactions").is_dir(),
         "test vectors not found at {} (expected blocks/ and transactions/ there)",

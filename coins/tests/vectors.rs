@@ -1,6 +1,6 @@
-//! Data-driven checks of every real block and transaction vector in the vector directory beside
-//! the repository checkout (docs/coins.md, Vector status; the directory's README.md lists the
-//! vectors' quirks). One line per vector is printed; the test fails at the end listing every
+//! Data-driven checks of every real block and transaction vector in `tests/data/vectors`
+//! (docs/coins.md, Vector status; `tests/data/vectors/README.md` gives their source and
+//! licence and lists their quirks). One line per vector is printed; the test fails at the end listing every
 //! vector whose outcome differs from the expectation below (so regressions fail and unexpected
 //! passes are flagged).
 #![allow(clippy::print_stdout, clippy::print_stderr)]

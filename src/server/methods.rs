@@ -738,6 +738,15 @@ const METRIC_METHODS: &[&str] = &[
     "server.version",
 ];
 
+/// The methods that exist in version `v`, from the table requests are dispatched by.
+pub(super) fn methods_of_version(v: &ProtocolVersion) -> Vec<&'static str> {
+    METRIC_METHODS
+        .iter()
+        .copied()
+        .filter(|m| signature(m, v).is_some())
+        .collect()
+}
+
 /// The metric label of `method`.
 pub(crate) fn metric_label(method: &str) -> &'static str {
     METRIC_METHODS

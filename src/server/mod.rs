@@ -38,6 +38,12 @@ pub use json::{python_float, RpcError};
 pub use tls::TlsError;
 pub use version::ProtocolVersion;
 
+/// The client methods that exist in protocol version `version`, as the server dispatches them
+/// (docs/protocol.md, Methods by version, which `tests/docs_check.rs` holds to this).
+pub fn methods_of_version(version: &ProtocolVersion) -> Vec<&'static str> {
+    methods::methods_of_version(version)
+}
+
 /// Why the server could not start or reload.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -156,8 +156,8 @@ enum Item {
     },
 }
 
-/// Keeps a session's outgoing messages in the order its requests arrived (docs/protocol-divergences.md,
-/// "answer order"): every request reserves a place when it is read, and its answer waits in
+/// Keeps a session's outgoing messages in the order its requests arrived (docs/protocol.md,
+/// "Answer order"): every request reserves a place when it is read, and its answer waits in
 /// `parked` until every earlier place is filled. Messages the server originates
 /// (notifications, the close) take the next place at once, so they never overtake an answer
 /// to a request read before them — a subscription's answer cannot arrive after a newer

@@ -25,8 +25,8 @@
 //! * opening a path that is not a usable database directory is an error, never a panic.
 //!
 //! This crate depends on no engine crate and no server crate: only `thiserror` and `libc` (for
-//! statvfs), plus `tempfile` and `rand` for the optional contract suite. Keep it so (`cargo
-//! tree -p anode-store` shows it); no automated check enforces it.
+//! statvfs), plus `tempfile` and `rand` for the optional contract suite. Keep it so:
+//! `tests/docs_check/promises.rs` checks it with `cargo metadata`.
 
 mod batch;
 pub mod disk;

@@ -6,7 +6,8 @@
 //! serves them. Works against any Electrum server whose node RPC is reachable.
 //!
 //! A cell's latencies are also given for the scripts with at most [`ColdOptions::small_history`]
-//! transactions (issue #14's target is a cold p99 of 20 ms for those): each script's history
+//! transactions (the target is a cold p99 of at most 20 ms for scripts with at most 100; see
+//! docs/performance.md, "Cold queries on the 50M RocksDB index"): each script's history
 //! length is read after its cell is timed.
 
 use std::sync::Arc;
