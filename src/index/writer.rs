@@ -137,7 +137,8 @@ impl IndexState {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    /// The state row's value back to the state; `None` if it is damaged.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != 44 {
             return None;
         }
