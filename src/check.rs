@@ -208,10 +208,18 @@ pub async fn run(config: &Config, options: CheckOptions) -> anyhow::Result<Check
         coin: Arc::clone(&coin),
         report,
         reorg_limit: config.reorg_limit.unwrap_or(coin.params().reorg_limit),
+        engine_errors: BTreeSet::new(),
+        repeated_errors: 0,
     };
     checker
         .run(store.as_ref(), daemon.as_deref(), options)
         .await?;
+    if checker.repeated_errors > 0 {
+        let repeated = checker.repeated_errors;
+        checker.report.problems.push(format!(
+            "{repeated} more reads failed with an engine error listed above"
+        ));
+    }
     Ok(checker.report)
 }
 
@@ -241,6 +249,10 @@ struct Checker<'v> {
     coin: Arc<dyn Coin>,
     report: CheckReport,
     reorg_limit: u32,
+    /// engine errors already listed
+    engine_errors: BTreeSet<String>,
+    /// reads that failed with one of them again
+    repeated_errors: u64,
 }
 
 /// The heights of `sample` blocks spread evenly over `0..=tip`, both ends included.
@@ -257,7 +269,16 @@ pub fn sample_heights(tip: u32, sample: u32) -> Vec<u32> {
 }
 
 impl Checker<'_> {
+    /// Records a problem. An engine error met again (a damaged block under many keys) is
+    /// counted, not listed again.
     fn problem(&mut self, text: String) {
+        let engine_says = format!("{}: ", self.report.engine);
+        if let Some(at) = text.find(&engine_says) {
+            if !self.engine_errors.insert(text[at..].to_string()) {
+                self.repeated_errors += 1;
+                return;
+            }
+        }
         self.report.problems.push(text);
     }
 
@@ -1032,5 +1053,43 @@ impl Checker<'_> {
                 self.problem(problem);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_spread_over_the_chain_with_both_ends() {
+        assert_eq!(sample_heights(0, 64), vec![0]);
+        assert_eq!(sample_heights(3, 64), vec![0, 1, 2, 3]);
+        assert_eq!(sample_heights(100, 5), vec![0, 25, 50, 75, 100]);
+        assert_eq!(sample_heights(100, 1), vec![100]);
+        let many = sample_heights(900_000, 64);
+        assert_eq!(many.len(), 64);
+        assert_eq!((many[0], many[63]), (0, 900_000));
+        assert!(many.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn the_summary_counts_problems_and_lists_a_bounded_number() {
+        let mut report = CheckReport {
+            engine: "lmdb".into(),
+            path: "/db".into(),
+            tip: Some((5, "ab".into())),
+            blocks: 6,
+            ..CheckReport::default()
+        };
+        assert!(
+            report.lines()[0].ends_with("no problems found"),
+            "{:?}",
+            report.lines()
+        );
+        report.problems = (0..MAX_PRINTED + 3).map(|i| format!("p{i}")).collect();
+        let lines = report.lines();
+        assert_eq!(lines.len(), MAX_PRINTED + 2);
+        assert_eq!(lines[MAX_PRINTED], "problem: ... and 3 more");
+        assert!(lines[MAX_PRINTED + 1].ends_with(&format!(": {} problems", MAX_PRINTED + 3)));
     }
 }

@@ -505,8 +505,4 @@ impl Store for LmdbStore {
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
     }
-
-    fn read_only(&self) -> bool {
-        self.options.read_only
-    }
 }

@@ -5,7 +5,6 @@ use std::ops::Bound;
 use anode_store::{end_prefix, Direction, KeyRange, Result};
 use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
 
-
 /// Read options that bound an iterator to `range`, using the column family's prefix
 /// extractor (and so its prefix bloom filters) when the whole range lies inside one prefix.
 pub(crate) fn scan_options(

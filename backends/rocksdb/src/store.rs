@@ -509,10 +509,6 @@ impl Store for RocksStore {
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
     }
-
-    fn read_only(&self) -> bool {
-        self.options.read_only
-    }
 }
 
 #[cfg(test)]

@@ -443,8 +443,4 @@ impl Store for SqliteStore {
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
     }
-
-    fn read_only(&self) -> bool {
-        self.options.read_only
-    }
 }

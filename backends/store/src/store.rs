@@ -135,12 +135,6 @@ pub trait Store: ReadView + Send + Sync {
 
     /// The directory the store lives in, if it has one.
     fn path(&self) -> Option<&Path>;
-
-    /// Whether this store was opened read-only (beside a running server, by `anode check`):
-    /// its writes are refused.
-    fn read_only(&self) -> bool {
-        false
-    }
 }
 
 /// Whether `name` is one of `tables`.
