@@ -108,7 +108,12 @@ impl Stack {
                 reorg_limit,
                 cache_bytes: (memory.writer_mb as usize) << 20,
             };
-            tokio::task::spawn_blocking(move || IndexWriter::open(store, coin, options)).await??
+            let db_dir = db_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                IndexWriter::open(store, coin, options)
+                    .map_err(|e| index::meta::damaged_index(&db_dir, e))
+            })
+            .await??
         };
         info!(
             engine,

@@ -77,6 +77,13 @@ pub fn command() -> Command {
         Command::new("compact")
             .about("Compact the index at DB_DIRECTORY, with the server stopped: LMDB drops the free pages its file keeps after the initial sync, RocksDB compacts, SQLite vacuums"),
     )
+    .subcommand(
+        Command::new("check")
+            .about("Verify the index at DB_DIRECTORY against itself and against the node (DAEMON_URL), read-only and beside a running server; prints each problem and a summary, exits 0 when clean, 1 when problems are found, 2 when it could not check")
+            .arg(Arg::new("sample").long("sample").value_name("N").default_value("64").value_parser(clap::value_parser!(u32)).help("Blocks to check, spread evenly over the chain (the first and the tip included)"))
+            .arg(Arg::new("full").long("full").action(ArgAction::SetTrue).help("Check every block, and read and decode every row of every table (the engine verifies its checksums on the way)"))
+            .arg(Arg::new("no-node").long("no-node").action(ArgAction::SetTrue).help("Check the index against itself only, without the node")),
+    )
     .arg_required_else_help(false)
     .disable_help_subcommand(true)
     .after_help("Without a subcommand, anode runs the server.")
@@ -165,6 +172,7 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(("compact", _)) => compact(&config),
+        Some(("check", sub)) => check(&config, sub),
         Some(("demo", sub)) => {
             let profile_name = sub.get_one::<String>("profile").expect("has a default");
             let options = crate::demo::DemoOptions {
@@ -229,6 +237,30 @@ fn compact(config: &Config) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// `anode check`: exit status 0 when the index is clean, 1 when problems were found (they are
+/// printed, and the error is [`crate::check::ProblemsFound`]), 2 when it could not check
+/// ([`crate::check::CouldNotCheck`]).
+fn check(config: &Config, sub: &ArgMatches) -> anyhow::Result<()> {
+    use crate::check::{CheckOptions, CouldNotCheck, ProblemsFound};
+    let options = CheckOptions {
+        sample: *sub.get_one::<u32>("sample").expect("has a default"),
+        full: sub.get_flag("full"),
+        node: !sub.get_flag("no-node"),
+    };
+    let report = runtime()
+        .and_then(|runtime| runtime.block_on(crate::check::run(config, options)))
+        .map_err(|e| anyhow::Error::new(CouldNotCheck(e)))?;
+    crate::output::print_lines(&report.lines());
+    if report.problems.is_empty() {
+        return Ok(());
+    }
+    Err(ProblemsFound {
+        path: report.path.clone(),
+        problems: report.problems.len(),
+    }
+    .into())
 }
 
 async fn simulate(config: &Config, network_named: bool, sub: &ArgMatches) -> anyhow::Result<()> {

@@ -32,9 +32,15 @@ fn main() -> ExitCode {
     tune_glibc_malloc();
     match anode::cli::main() {
         Ok(()) => ExitCode::SUCCESS,
+        // `anode check` printed its problems and its summary already.
+        Err(error) if error.is::<anode::check::ProblemsFound>() => ExitCode::from(1),
         Err(error) => {
             anode::output::print_error(&error);
-            ExitCode::FAILURE
+            if error.is::<anode::check::CouldNotCheck>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

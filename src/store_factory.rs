@@ -111,7 +111,29 @@ pub fn open_store(
     tables: &[Table],
     tuning: Tuning,
 ) -> Result<Arc<dyn Store>, FactoryError> {
-    let _ = (path, tables, tuning);
+    open_with(engine, path, tables, tuning, false)
+}
+
+/// Opens the existing database of `engine` at `path` read-only, beside a running server if
+/// one has it open: no lock taken, nothing created or written (`anode check`). A missing
+/// table is an error here rather than a table created.
+pub fn open_store_read_only(
+    engine: &str,
+    path: &Path,
+    tables: &[Table],
+    tuning: Tuning,
+) -> Result<Arc<dyn Store>, FactoryError> {
+    open_with(engine, path, tables, tuning, true)
+}
+
+fn open_with(
+    engine: &str,
+    path: &Path,
+    tables: &[Table],
+    tuning: Tuning,
+    read_only: bool,
+) -> Result<Arc<dyn Store>, FactoryError> {
+    let _ = (path, tables, tuning, read_only);
     match engine {
         #[cfg(feature = "rocksdb")]
         "rocksdb" => {
@@ -120,6 +142,7 @@ pub fn open_store(
             let options = RocksOptions {
                 block_cache_bytes: ((plan.engine_mb / 2) << 20) as usize,
                 total_write_buffer_bytes: ((plan.engine_mb / 2) << 20) as usize,
+                read_only,
                 ..RocksOptions::default()
             };
             Ok(Arc::new(RocksStore::open(path, tables, options)?))
@@ -127,11 +150,11 @@ pub fn open_store(
         #[cfg(feature = "lmdb")]
         "lmdb" => {
             use anode_store_lmdb::{LmdbOptions, LmdbStore};
-            Ok(Arc::new(LmdbStore::open(
-                path,
-                tables,
-                LmdbOptions::default(),
-            )?))
+            let options = LmdbOptions {
+                read_only,
+                ..LmdbOptions::default()
+            };
+            Ok(Arc::new(LmdbStore::open(path, tables, options)?))
         }
         #[cfg(feature = "sqlite")]
         "sqlite" => {
@@ -139,6 +162,7 @@ pub fn open_store(
             let plan = MemoryPlan::new(engine, tuning.cache_mb);
             let options = SqliteOptions {
                 writer_cache_kib: u32::try_from(plan.engine_mb << 10).unwrap_or(u32::MAX),
+                read_only,
                 ..SqliteOptions::default()
             };
             Ok(Arc::new(SqliteStore::open(path, tables, options)?))

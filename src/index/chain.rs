@@ -34,7 +34,8 @@ impl IndexState {
         out
     }
 
-    pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
+    /// The state row's value back to the state; `None` if it is damaged.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != 44 {
             return None;
         }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anode_store::{Durability, Store, WriteBatch};
+use anode_store::{Durability, ReadView, Store, WriteBatch};
 
 use super::schema::{META, TABLES};
 use crate::store_factory::{self, FactoryError, Tuning};
@@ -80,6 +80,19 @@ pub enum MetaError {
         /// what to do
         advice: &'static str,
     },
+    /// The database's files are damaged: truncated, failing their checksums, or missing a
+    /// table. anode refuses to serve from them.
+    #[error(
+        "the index at {path} is damaged: {detail}. anode does not serve from a damaged index. \
+         To rebuild it: stop anode, move {path} aside (or delete it), and start anode again to \
+         re-index from the node; `anode check` (same settings) lists what is wrong"
+    )]
+    Damaged {
+        /// the database directory
+        path: PathBuf,
+        /// what is wrong, naming the file where the engine can tell
+        detail: String,
+    },
     /// A meta row that does not decode.
     #[error("the database at {path} has an unreadable `{key}` meta row; it is not an anode index or is damaged")]
     Corrupt {
@@ -99,7 +112,8 @@ pub fn open_index_store(
     network: &str,
     tuning: Tuning,
 ) -> Result<Arc<dyn Store>, MetaError> {
-    let store = store_factory::open_store(engine, path, TABLES, tuning)?;
+    let store = store_factory::open_store(engine, path, TABLES, tuning)
+        .map_err(|e| damaged_open(path, e))?;
     let wanted = DbIdentity {
         engine: store.engine().to_string(),
         schema_version: SCHEMA_VERSION,
@@ -110,18 +124,87 @@ pub fn open_index_store(
     Ok(store)
 }
 
+/// The error of opening the store: a [`MetaError::Damaged`] when the engine found its files
+/// damaged.
+pub fn damaged_open(path: &Path, error: FactoryError) -> MetaError {
+    match error {
+        FactoryError::Store(e) if e.kind() == anode_store::ErrorKind::Corrupt => {
+            MetaError::Damaged {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
+        other => MetaError::Open(other),
+    }
+}
+
+/// The error of a read at open (the writer's chain tables, the meta rows): a
+/// [`MetaError::Damaged`] when the index contradicts itself or the engine found corruption.
+pub fn damaged_index(path: &Path, error: super::IndexError) -> anyhow::Error {
+    use super::IndexError;
+    let corrupt = match &error {
+        IndexError::Corrupt(detail) => Some(detail.clone()),
+        e if e.store_error().map(anode_store::Error::kind)
+            == Some(anode_store::ErrorKind::Corrupt) =>
+        {
+            e.store_error().map(ToString::to_string)
+        }
+        _ => None,
+    };
+    match corrupt {
+        Some(detail) => MetaError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+        }
+        .into(),
+        None => error.into(),
+    }
+}
+
 /// Checks the meta rows of `store` against `wanted`, writing them if the database is new.
 pub fn check_or_record(
     store: &dyn Store,
     path: &Path,
     wanted: &DbIdentity,
 ) -> Result<(), MetaError> {
-    let store_err = |source| MetaError::Store {
-        path: path.to_path_buf(),
-        source,
+    if verify_identity(store, path, wanted)? {
+        return Ok(());
+    }
+    let mut batch = WriteBatch::new();
+    batch.put(META, KEY_SCHEMA, wanted.schema_version.to_string());
+    batch.put(META, KEY_ENGINE, wanted.engine.as_str());
+    batch.put(META, KEY_COIN, wanted.coin.as_str());
+    batch.put(META, KEY_NETWORK, wanted.network.as_str());
+    store
+        .write(batch, Durability::Sync)
+        .map_err(|source| MetaError::Store {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Checks, without writing, the meta rows of `view` against `wanted` (the engine aside):
+/// `Ok(false)` for a database that records no identity yet (a new one), `Ok(true)` when it
+/// is `wanted`'s.
+pub fn verify_identity(
+    view: &dyn ReadView,
+    path: &Path,
+    wanted: &DbIdentity,
+) -> Result<bool, MetaError> {
+    let store_err = |source: anode_store::Error| {
+        if source.kind() == anode_store::ErrorKind::Corrupt {
+            return MetaError::Damaged {
+                path: path.to_path_buf(),
+                detail: source.to_string(),
+            };
+        }
+        MetaError::Store {
+            path: path.to_path_buf(),
+            source,
+        }
     };
     let read = |key: &[u8]| -> Result<Option<String>, MetaError> {
-        match store.get(META, key).map_err(store_err)? {
+        match view.get(META, key).map_err(store_err)? {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes)
                 .map(Some)
@@ -132,12 +215,7 @@ pub fn check_or_record(
         }
     };
     let Some(schema) = read(KEY_SCHEMA)? else {
-        let mut batch = WriteBatch::new();
-        batch.put(META, KEY_SCHEMA, wanted.schema_version.to_string());
-        batch.put(META, KEY_ENGINE, wanted.engine.as_str());
-        batch.put(META, KEY_COIN, wanted.coin.as_str());
-        batch.put(META, KEY_NETWORK, wanted.network.as_str());
-        return store.write(batch, Durability::Sync).map_err(store_err);
+        return Ok(false);
     };
     let found: u32 = schema.parse().map_err(|_| MetaError::Corrupt {
         path: path.to_path_buf(),
@@ -173,13 +251,13 @@ pub fn check_or_record(
             network: wanted.network.clone(),
         });
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anode_store::{MemoryStore, ReadView};
+    use anode_store::MemoryStore;
 
     fn identity(coin: &str, network: &str, schema_version: u32) -> DbIdentity {
         DbIdentity {

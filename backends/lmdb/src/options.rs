@@ -30,6 +30,11 @@ pub struct LmdbOptions {
     /// close before it fails (default 30 s). A thread that holds a snapshot while it writes
     /// would wait for itself; the wait is bounded so that such a bug is an error, not a hang.
     pub resize_wait: Duration,
+    /// Open the environment read-only (default false, `MDB_RDONLY`): no directory lock, no
+    /// marker written, no table created, every write refused. Readers of another process
+    /// share the running server's lock file as LMDB intends, so this works beside it
+    /// (`anode check`).
+    pub read_only: bool,
 }
 
 impl Default for LmdbOptions {
@@ -42,6 +47,7 @@ impl Default for LmdbOptions {
             scan_page_size: 512,
             no_read_ahead: true,
             resize_wait: Duration::from_secs(30),
+            read_only: false,
         }
     }
 }

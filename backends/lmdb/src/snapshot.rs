@@ -87,8 +87,18 @@ pub struct LmdbSnapshot<'s> {
 
 impl<'s> LmdbSnapshot<'s> {
     pub(crate) fn new(store: &'s LmdbStore) -> Result<Self> {
-        let gate = store.enter();
-        let txn = store.env.read_txn().map_err(lmdb_err)?;
+        let mut gate = store.enter();
+        let txn = match store.env.read_txn() {
+            // A read-only store beside a running server: the server grew the map since this
+            // environment was opened. Adopt the new size, then begin again.
+            Err(heed::Error::Mdb(heed::MdbError::MapResized)) if store.options.read_only => {
+                drop(gate);
+                store.adopt_map_size()?;
+                gate = store.enter();
+                store.env.read_txn().map_err(lmdb_err)?
+            }
+            txn => txn.map_err(lmdb_err)?,
+        };
         Ok(LmdbSnapshot {
             txn,
             store,

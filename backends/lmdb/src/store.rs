@@ -47,14 +47,20 @@ pub struct LmdbStore {
     writer: Mutex<bool>,
     pub(crate) env: Env<WithoutTls>,
     tables: Vec<Table>,
-    /// Held while the store is open (`marker::lock_dir`); dropped after the engine's handles.
-    _lock: marker::DirLock,
+    /// Held while the store is open (`marker::lock_dir`), unless it is read-only; dropped
+    /// after the engine's handles.
+    _lock: Option<marker::DirLock>,
     path: PathBuf,
     pub(crate) options: LmdbOptions,
 }
 
 pub(crate) fn lmdb_err(e: heed::Error) -> Error {
-    let kind = match &e {
+    let kind = lmdb_err_kind(&e);
+    Error::backend_of_kind(ENGINE, kind, e)
+}
+
+fn lmdb_err_kind(e: &heed::Error) -> ErrorKind {
+    match e {
         heed::Error::Io(io) => ErrorKind::of_io(io),
         heed::Error::Mdb(
             MdbError::Corrupted
@@ -66,8 +72,43 @@ pub(crate) fn lmdb_err(e: heed::Error) -> Error {
         // transaction from now on, as a failed disk would.
         heed::Error::Mdb(MdbError::Panic) => ErrorKind::Io,
         _ => ErrorKind::Other,
-    };
-    Error::backend_of_kind(ENGINE, kind, e)
+    }
+}
+
+/// An error of opening the environment whose data file is `file`, which LMDB does not name.
+fn damaged(file: &Path, e: heed::Error) -> Error {
+    let kind = lmdb_err_kind(&e);
+    Error::backend_of_kind(ENGINE, kind, format!("{}: {e}", file.display()))
+}
+
+/// Refuses a data file shorter than the pages its last committed transaction uses: the file
+/// was cut (a copy that stopped short, a full disk during a copy, a truncation by hand).
+/// LMDB itself would map the missing pages and die of SIGBUS on the first read of one.
+fn check_length(env: &Env<WithoutTls>, file: &Path) -> Result<()> {
+    let info = env.info();
+    let page_size = env.stat().page_size as u64;
+    let used = (info.last_page_number as u64 + 1).saturating_mul(page_size);
+    let length = std::fs::metadata(file)
+        .map_err(|e| Error::io(file, e))?
+        .len();
+    if length < used {
+        return Err(Error::backend_of_kind(
+            ENGINE,
+            ErrorKind::Corrupt,
+            format!(
+                "{} is truncated: it holds {length} bytes, but its last committed \
+                 transaction uses {used} ({} pages of {page_size} bytes)",
+                file.display(),
+                info.last_page_number + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of a write to a store opened read-only.
+fn read_only_err() -> Error {
+    Error::backend(ENGINE, "the database was opened read-only")
 }
 
 pub(crate) fn round_up(n: usize) -> usize {
@@ -94,8 +135,13 @@ impl From<heed::Error> for Attempt {
 impl LmdbStore {
     /// Opens (creating if absent) the LMDB store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: LmdbOptions) -> Result<LmdbStore> {
-        marker::prepare_dir(path, ENGINE)?;
-        let lock = marker::lock_dir(path)?;
+        let lock = if options.read_only {
+            marker::check_dir(path, ENGINE)?;
+            None
+        } else {
+            marker::prepare_dir(path, ENGINE)?;
+            Some(marker::lock_dir(path)?)
+        };
         if tables.len() > options.max_dbs as usize {
             return Err(Error::Open {
                 path: path.to_path_buf(),
@@ -116,6 +162,10 @@ impl LmdbStore {
             // memory safety nor durability.
             unsafe { open_options.flags(EnvFlags::NO_READ_AHEAD) };
         }
+        if options.read_only {
+            // SAFETY: MDB_RDONLY only makes this environment refuse write transactions.
+            unsafe { open_options.flags(EnvFlags::READ_ONLY) };
+        }
         // SAFETY: heed's rules for opening an environment are upheld: (1) the directory holds
         // our engine marker, so no other program's file is mapped; (2) this store is the only
         // user of the environment in this process (heed refuses a second open of one path) and
@@ -123,17 +173,64 @@ impl LmdbStore {
         // environment is local (a database directory, not a network share, is documented in
         // docs/backends.md); (4) every transaction is short and bound to `self`'s lifetime,
         // and the map is resized only with no transaction open (see `gate`).
-        let env = unsafe { open_options.open(path) }.map_err(lmdb_err)?;
-        // Reader slots of a killed process stay in the lock file until cleared.
-        env.clear_stale_readers().map_err(lmdb_err)?;
+        let data_file = path.join("data.mdb");
+        let env = unsafe { open_options.open(path) }.map_err(|e| damaged(&data_file, e))?;
+        // Before any page is read through the map: a page past the end of a truncated file
+        // would be a SIGBUS, not an error.
+        check_length(&env, &data_file)?;
+        if !options.read_only {
+            // Reader slots of a killed process stay in the lock file until cleared.
+            env.clear_stale_readers().map_err(lmdb_err)?;
+        }
 
-        let mut wtxn = env.write_txn().map_err(lmdb_err)?;
-        let dbs = tables
-            .iter()
-            .map(|t| env.create_database::<Bytes, Bytes>(&mut wtxn, Some(t.name)))
-            .collect::<heed::Result<Vec<Db>>>()
-            .map_err(lmdb_err)?;
-        wtxn.commit().map_err(lmdb_err)?;
+        let mut missing = Vec::new();
+        let dbs = if options.read_only {
+            let rtxn = env.read_txn().map_err(|e| damaged(&data_file, e))?;
+            let mut dbs = Vec::with_capacity(tables.len());
+            for t in tables {
+                match env
+                    .open_database::<Bytes, Bytes>(&rtxn, Some(t.name))
+                    .map_err(|e| damaged(&data_file, e))?
+                {
+                    Some(db) => dbs.push(db),
+                    None => missing.push(t.name),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(marker::missing_tables(
+                    ENGINE, &data_file, "table", &missing,
+                ));
+            }
+            // Handles opened in a read transaction outlive it only once it commits.
+            rtxn.commit().map_err(lmdb_err)?;
+            dbs
+        } else {
+            let mut wtxn = env.write_txn().map_err(|e| damaged(&data_file, e))?;
+            for t in tables {
+                let existing = env
+                    .open_database::<Bytes, Bytes>(&wtxn, Some(t.name))
+                    .map_err(|e| damaged(&data_file, e))?;
+                if existing.is_none() {
+                    missing.push(t.name);
+                }
+            }
+            // Some tables but not all: the others were lost, and creating them empty would
+            // hide it. Only a new environment (none of them) gets them, in one transaction.
+            if !missing.is_empty() && missing.len() < tables.len() {
+                return Err(marker::missing_tables(
+                    ENGINE, &data_file, "table", &missing,
+                ));
+            }
+            let mut dbs = Vec::with_capacity(tables.len());
+            for t in tables {
+                dbs.push(
+                    env.create_database::<Bytes, Bytes>(&mut wtxn, Some(t.name))
+                        .map_err(|e| damaged(&data_file, e))?,
+                );
+            }
+            wtxn.commit().map_err(lmdb_err)?;
+            dbs
+        };
 
         Ok(LmdbStore {
             _lock: lock,
@@ -171,6 +268,14 @@ impl LmdbStore {
             std::thread::yield_now();
         }
         self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the map size another process (the writer) set, for a read-only store.
+    pub(crate) fn adopt_map_size(&self) -> Result<()> {
+        let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: the exclusive gate guarantees that no transaction of this process is open;
+        // a size of 0 makes LMDB take the size the environment's meta page records.
+        unsafe { self.env.resize(0) }.map_err(lmdb_err)
     }
 
     /// The map size and the bytes in use (up to the last page ever allocated).
@@ -318,6 +423,9 @@ impl Store for LmdbStore {
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        if self.options.read_only {
+            return Err(read_only_err());
+        }
         batch.validate(|t| table_known(&self.tables, t))?;
         if batch.is_empty() {
             return Ok(());
@@ -355,6 +463,9 @@ impl Store for LmdbStore {
     }
 
     fn sync(&self) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.env.force_sync().map_err(lmdb_err)
     }

@@ -2,10 +2,8 @@
 
 use std::ops::Bound;
 
-use anode_store::{end_prefix, Direction, Error, KeyRange, Result};
+use anode_store::{end_prefix, Direction, KeyRange, Result};
 use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
-
-use crate::ENGINE;
 
 /// Read options that bound an iterator to `range`, using the column family's prefix
 /// extractor (and so its prefix bloom filters) when the whole range lies inside one prefix.
@@ -99,7 +97,9 @@ impl Iterator for RocksIter<'_> {
         self.done = true;
         match self.it.status() {
             Ok(()) => None,
-            Err(e) => Some(Err(Error::backend(ENGINE, e))),
+            // Classified like every other engine error: a block failing its checksum mid-scan
+            // is corruption, not a passing failure.
+            Err(e) => Some(Err(crate::store::rocks_err(e))),
         }
     }
 }

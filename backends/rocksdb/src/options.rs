@@ -38,6 +38,10 @@ pub struct RocksOptions {
     /// every WAL after them: 14 GB of WAL beside a 9 GB index at 41M transactions of a
     /// capped 50M sync. Past this total RocksDB flushes the families that hold the oldest WAL.
     pub max_total_wal_bytes: u64,
+    /// Open the database read-only (default false): no directory lock, no marker written, no
+    /// column family created, every write refused. A read-only instance beside a running
+    /// server sees the database as it was at open (`anode check`).
+    pub read_only: bool,
 }
 
 impl Default for RocksOptions {
@@ -52,6 +56,7 @@ impl Default for RocksOptions {
             max_open_files: 1000,
             lz4_compression: false,
             max_total_wal_bytes: 1 << 30,
+            read_only: false,
         }
     }
 }

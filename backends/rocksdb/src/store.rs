@@ -16,8 +16,29 @@ use rocksdb::{
 use crate::iter::{scan_options, RocksIter};
 use crate::{RocksOptions, ENGINE};
 
-fn rocks_err(e: rocksdb::Error) -> Error {
+pub(crate) fn rocks_err(e: rocksdb::Error) -> Error {
     Error::backend_of_kind(ENGINE, error_kind(e.kind(), e.as_ref()), e)
+}
+
+/// An error of opening the database in `path`. RocksDB names the damaged file in most of its
+/// corruption messages (an SST, the MANIFEST) but not in all (a CURRENT file naming no
+/// manifest), so the directory is added where no path of it appears.
+fn damaged(path: &Path, e: rocksdb::Error) -> Error {
+    let text = AsRef::<str>::as_ref(&e).to_string();
+    let kind = error_kind(e.kind(), &text);
+    if text.contains(&*path.to_string_lossy()) {
+        return Error::backend_of_kind(ENGINE, kind, e);
+    }
+    Error::backend_of_kind(
+        ENGINE,
+        kind,
+        format!("{text} (database {})", path.display()),
+    )
+}
+
+/// The refusal of a write to a store opened read-only.
+fn read_only_err() -> Error {
+    Error::backend(ENGINE, "the database was opened read-only")
 }
 
 /// The kind of a RocksDB error. RocksDB's C API passes a status on as text only: a full disk is
@@ -85,8 +106,9 @@ fn bulk_settings(options: &RocksOptions) -> Vec<(&'static str, String, String)> 
 pub struct RocksStore {
     db: DB,
     tables: Vec<Table>,
-    /// Held while the store is open (`marker::lock_dir`); dropped after the engine's handles.
-    _lock: marker::DirLock,
+    /// Held while the store is open (`marker::lock_dir`), unless it is read-only; dropped
+    /// after the engine's handles.
+    _lock: Option<marker::DirLock>,
     path: PathBuf,
     options: RocksOptions,
     bulk: Mutex<bool>,
@@ -97,8 +119,13 @@ pub struct RocksStore {
 impl RocksStore {
     /// Opens (creating if absent) the RocksDB store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: RocksOptions) -> Result<RocksStore> {
-        marker::prepare_dir(path, ENGINE)?;
-        let lock = marker::lock_dir(path)?;
+        let lock = if options.read_only {
+            marker::check_dir(path, ENGINE)?;
+            None
+        } else {
+            marker::prepare_dir(path, ENGINE)?;
+            Some(marker::lock_dir(path)?)
+        };
         let cache = Cache::new_lru_cache(options.block_cache_bytes).map_err(rocks_err)?;
 
         let mut db_opts = Options::default();
@@ -120,21 +147,47 @@ impl RocksStore {
         // process in builds with assertions on, Debian's librocksdb among them. Only the
         // header at open and fatal errors are logged; anode's logs and metrics say the rest.
         db_opts.set_log_level(rocksdb::LogLevel::Fatal);
+        // RocksDB's default, stated because anode relies on it: at open every SST file's size
+        // is checked against the MANIFEST (a truncated file is refused), and a block whose
+        // checksum fails makes the read an error instead of data.
+        db_opts.set_paranoid_checks(true);
+        if options.read_only {
+            // Every SST is opened (and kept open) at once: a compaction of the running server
+            // may delete files this instance still reads, which stay readable once open.
+            db_opts.set_max_open_files(-1);
+        }
 
         let mut families: Vec<ColumnFamilyDescriptor> = tables
             .iter()
             .map(|t| ColumnFamilyDescriptor::new(t.name, cf_options(t, &options, &cache)))
             .collect();
-        // Column families of tables no longer declared must still be opened.
+        let mut missing: Vec<&'static str> = tables.iter().map(|t| t.name).collect();
         if path.join("CURRENT").exists() {
-            let existing = DB::list_cf(&db_opts, path).map_err(rocks_err)?;
+            let existing = DB::list_cf(&db_opts, path).map_err(|e| damaged(path, e))?;
+            missing.retain(|name| !existing.iter().any(|e| e == name));
+            // Column families of tables no longer declared must still be opened.
             for name in existing {
                 if !table_known(tables, &name) && name != rocksdb::DEFAULT_COLUMN_FAMILY_NAME {
                     families.push(ColumnFamilyDescriptor::new(name, Options::default()));
                 }
             }
         }
-        let db = DB::open_cf_descriptors(&db_opts, path, families).map_err(rocks_err)?;
+        // A database that has some of the declared tables but not others has lost them;
+        // creating them empty would hide the loss. Only a database with none (new) gets them.
+        if !missing.is_empty() && (missing.len() < tables.len() || options.read_only) {
+            return Err(marker::missing_tables(
+                ENGINE,
+                &path.join("CURRENT"),
+                "column family",
+                &missing,
+            ));
+        }
+        let db = if options.read_only {
+            DB::open_cf_descriptors_read_only(&db_opts, path, families, false)
+        } else {
+            DB::open_cf_descriptors(&db_opts, path, families)
+        }
+        .map_err(|e| damaged(path, e))?;
         Ok(RocksStore {
             _lock: lock,
             db,
@@ -314,6 +367,9 @@ impl Store for RocksStore {
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        if self.options.read_only {
+            return Err(read_only_err());
+        }
         batch.validate(|t| table_known(&self.tables, t))?;
         if batch.is_empty() {
             return Ok(());
@@ -348,10 +404,16 @@ impl Store for RocksStore {
     }
 
     fn sync(&self) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
         self.db.flush_wal(true).map_err(rocks_err)
     }
 
     fn set_bulk_load(&self, on: bool) -> Result<()> {
+        if self.options.read_only {
+            return Err(read_only_err());
+        }
         let mut bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
         if *bulk == on {
             return Ok(());
@@ -385,6 +447,9 @@ impl Store for RocksStore {
     }
 
     fn compact(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(read_only_err());
+        }
         for table in &self.tables {
             self.db
                 .compact_range_cf(self.cf(table.name)?, None::<&[u8]>, None::<&[u8]>);

@@ -32,6 +32,10 @@ pub struct SqliteOptions {
     /// How long a connection waits for a lock held by another connection (default 5 s). Only
     /// checkpoints and the WAL reset contend; the store itself has one writer.
     pub busy_timeout: Duration,
+    /// Open the database read-only (default false): no directory lock, no marker written, no
+    /// writer connection, no table created; readers only, beside a running server if one
+    /// has the database (`anode check`).
+    pub read_only: bool,
 }
 
 impl Default for SqliteOptions {
@@ -45,6 +49,7 @@ impl Default for SqliteOptions {
             mmap_size: 0,
             scan_page_size: 512,
             busy_timeout: Duration::from_secs(5),
+            read_only: false,
         }
     }
 }

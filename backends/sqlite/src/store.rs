@@ -61,12 +61,14 @@ struct Writer {
 /// * Reads: pooled reader connections; scans page with `ORDER BY k LIMIT`; a snapshot is a
 ///   reader holding a read transaction.
 pub struct SqliteStore {
-    writer: Mutex<Writer>,
+    /// `None` when the store is read-only.
+    writer: Mutex<Option<Writer>>,
     pub(crate) idle_readers: Mutex<Vec<Connection>>,
     pub(crate) sql: Vec<TableSql>,
     tables: Vec<Table>,
-    /// Held while the store is open (`marker::lock_dir`); dropped after the engine's handles.
-    _lock: marker::DirLock,
+    /// Held while the store is open (`marker::lock_dir`), unless it is read-only; dropped
+    /// after the engine's handles.
+    _lock: Option<marker::DirLock>,
     path: PathBuf,
     pub(crate) options: SqliteOptions,
 }
@@ -74,60 +76,38 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if absent) the SQLite store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: SqliteOptions) -> Result<SqliteStore> {
-        marker::prepare_dir(path, ENGINE)?;
-        let lock = marker::lock_dir(path)?;
+        let lock = if options.read_only {
+            marker::check_dir(path, ENGINE)?;
+            None
+        } else {
+            marker::prepare_dir(path, ENGINE)?;
+            Some(marker::lock_dir(path)?)
+        };
         let file = path.join(DB_FILE);
-        let conn = Connection::open_with_flags(
-            &file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite_err)?;
-        conn.busy_timeout(options.busy_timeout)
-            .map_err(sqlite_err)?;
-        // page_size only takes effect on a new, empty file; it is harmless afterwards.
-        conn.pragma_update(None, "page_size", options.page_size)
-            .map_err(sqlite_err)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(sqlite_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::backend(
-                ENGINE,
-                format!(
-                    "{} refused WAL mode (journal_mode is {mode})",
-                    file.display()
-                ),
-            ));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sqlite_err)?;
-        conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)
-            .map_err(sqlite_err)?;
-        configure(&conn, options.writer_cache_kib, &options)?;
-
+        check_length(&file)?;
         let sql: Vec<TableSql> = tables.iter().map(|t| TableSql::new(t.name)).collect();
-        let mut create = String::from("BEGIN;");
-        for s in &sql {
-            create.push_str(&s.create);
-            create.push(';');
-        }
-        create.push_str("COMMIT;");
-        conn.execute_batch(&create).map_err(sqlite_err)?;
-
-        Ok(SqliteStore {
+        let writer = if options.read_only {
+            None
+        } else {
+            Some(open_writer(&file, tables, &sql, &options)?)
+        };
+        let store = SqliteStore {
             _lock: lock,
-            writer: Mutex::new(Writer {
-                conn,
-                durability: Durability::Sync,
-            }),
+            writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
             sql,
             tables: tables.to_vec(),
             path: path.to_path_buf(),
             options,
-        })
+        };
+        if store.options.read_only {
+            let reader = store.reader().map_err(|e| in_file(&file, e))?;
+            let missing = missing_tables(reader.conn(), tables).map_err(|e| in_file(&file, e))?;
+            if !missing.is_empty() {
+                return Err(marker::missing_tables(ENGINE, &file, "table", &missing));
+            }
+        }
+        Ok(store)
     }
 
     pub(crate) fn table_sql(&self, table: &str) -> Result<&TableSql> {
@@ -157,6 +137,155 @@ impl SqliteStore {
     fn reader(&self) -> Result<Reader<'_>> {
         Reader::take(self)
     }
+}
+
+/// Opens the writer connection of `file`, creating the tables of a new database.
+fn open_writer(
+    file: &Path,
+    tables: &[Table],
+    sql: &[TableSql],
+    options: &SqliteOptions,
+) -> Result<Writer> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| in_file(file, sqlite_err(e)))?;
+    let err = |e| in_file(file, sqlite_err(e));
+    conn.busy_timeout(options.busy_timeout).map_err(err)?;
+    // page_size only takes effect on a new, empty file; it is harmless afterwards.
+    conn.pragma_update(None, "page_size", options.page_size)
+        .map_err(err)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::backend(
+            ENGINE,
+            format!(
+                "{} refused WAL mode (journal_mode is {mode})",
+                file.display()
+            ),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)
+        .map_err(err)?;
+    configure(&conn, options.writer_cache_kib, options).map_err(|e| in_file(file, e))?;
+
+    // Some tables but not all: the others were lost (dropped by hand, a damaged schema), and
+    // creating them empty would hide it. Only a new database (none of them) gets them.
+    let missing = missing_tables(&conn, tables).map_err(|e| in_file(file, e))?;
+    if !missing.is_empty() && missing.len() < tables.len() {
+        return Err(marker::missing_tables(ENGINE, file, "table", &missing));
+    }
+    let mut create = String::from("BEGIN;");
+    for s in sql {
+        create.push_str(&s.create);
+        create.push(';');
+    }
+    create.push_str("COMMIT;");
+    conn.execute_batch(&create).map_err(err)?;
+    Ok(Writer {
+        conn,
+        durability: Durability::Sync,
+    })
+}
+
+/// The declared tables `conn`'s database does not hold.
+fn missing_tables(conn: &Connection, tables: &[Table]) -> Result<Vec<&'static str>> {
+    let mut missing = Vec::new();
+    let mut stmt = conn
+        .prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")
+        .map_err(sqlite_err)?;
+    for table in tables {
+        let count: i64 = stmt
+            .query_row([format!("t_{}", table.name)], |row| row.get(0))
+            .map_err(sqlite_err)?;
+        if count == 0 {
+            missing.push(table.name);
+        }
+    }
+    Ok(missing)
+}
+
+/// An engine error of `file`, which SQLite's messages ("database disk image is malformed")
+/// do not name.
+fn in_file(file: &Path, e: Error) -> Error {
+    match e {
+        Error::Backend { kind, source, .. } => {
+            Error::backend_of_kind(ENGINE, kind, format!("{}: {source}", file.display()))
+        }
+        other => other,
+    }
+}
+
+/// Refuses a database file shorter than its header says: SQLite reads the missing pages as
+/// absent and reports them only when a query reaches one. Only checked with no WAL to replay
+/// (after a clean close), since a checkpoint that a crash interrupted may have written the
+/// header before the pages that complete the file, and SQLite finishes it from the WAL.
+fn check_length(file: &Path) -> Result<()> {
+    use std::io::Read;
+    let wal = file.with_file_name(format!("{DB_FILE}-wal"));
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(file, e)),
+    };
+    let length = f.metadata().map_err(|e| Error::io(file, e))?.len();
+    if length == 0 {
+        return Ok(());
+    }
+    let truncated = |expected: String| {
+        Error::backend_of_kind(
+            ENGINE,
+            ErrorKind::Corrupt,
+            format!(
+                "{} is truncated: it holds {length} bytes, {expected}",
+                file.display()
+            ),
+        )
+    };
+    let mut header = [0u8; 100];
+    if length < header.len() as u64 {
+        return Err(truncated("less than SQLite's 100-byte header".into()));
+    }
+    f.read_exact(&mut header).map_err(|e| Error::io(file, e))?;
+    if &header[..16] != b"SQLite format 3\0" {
+        // Not a database at all: SQLite's own error says so.
+        return Ok(());
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let (change_counter, pages, valid_for) = (be32(24), u64::from(be32(28)), be32(92));
+    // The header's page count is only kept by SQLite 3.7.0 and later, which say so by
+    // matching these two counters.
+    if pages == 0 || valid_for != change_counter {
+        return Ok(());
+    }
+    let expected = pages.saturating_mul(page_size);
+    if length < expected {
+        return Err(truncated(format!(
+            "but its header counts {pages} pages of {page_size} bytes ({expected} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of a write to a store opened read-only.
+fn read_only_err() -> Error {
+    Error::backend(ENGINE, "the database was opened read-only")
 }
 
 /// Settings shared by the writer and the readers.
@@ -213,6 +342,9 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writer) = writer.as_mut() else {
+            return Err(read_only_err());
+        };
         if writer.durability != durability {
             let level = match durability {
                 Durability::Sync => "FULL",
@@ -245,7 +377,10 @@ impl Store for SqliteStore {
         // checkpoint fsyncs the WAL before and the database after copying. So fsyncing the WAL
         // (and the database, for a checkpoint in flight) makes every commit so far durable,
         // exactly as a FULL commit would have. The writer lock keeps commits out meanwhile.
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if writer.is_none() {
+            return Ok(());
+        }
         for name in [format!("{DB_FILE}-wal"), DB_FILE.to_string()] {
             let file = self.path.join(name);
             match std::fs::File::open(&file) {
@@ -260,6 +395,9 @@ impl Store for SqliteStore {
 
     fn compact(&self) -> Result<()> {
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writer) = writer.as_ref() else {
+            return Err(read_only_err());
+        };
         // VACUUM rebuilds the file without free pages and with B-trees in order; the
         // checkpoint then moves everything out of the WAL and truncates it.
         writer.conn.execute_batch("VACUUM;").map_err(sqlite_err)?;

@@ -555,6 +555,40 @@ pub fn large_values_round_trip(backend: &Backend) {
     );
 }
 
+/// A database opened with tables it does not hold (some, not all: a new database gets them
+/// all) is refused as corrupt, naming them, and nothing is created: that is how a database
+/// that lost a table (a dropped column family) stays refused instead of answering from an
+/// empty table. Opened with its own tables again, it is whole.
+pub fn missing_tables_are_refused(backend: &Backend) {
+    if !backend.persistent {
+        return;
+    }
+    let dir = temp_dir(backend);
+    {
+        let store = open(backend, dir.path(), TABLES);
+        put_all(&*store, A, &[(b"k", b"v")]);
+    }
+    let more = [TABLES, &[Table::new("extra_table")]].concat();
+    for _ in 0..2 {
+        match (backend.open)(dir.path(), &more) {
+            Ok(_) => panic!(
+                "{}: a database without a declared table opened",
+                backend.name
+            ),
+            Err(e) => {
+                assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{}: {e}", backend.name);
+                assert!(
+                    e.to_string().contains("extra_table"),
+                    "{}: {e}",
+                    backend.name
+                );
+            }
+        }
+    }
+    let store = open(backend, dir.path(), TABLES);
+    assert_eq!(store.get(A, b"k").expect("get"), Some(b"v".to_vec()));
+}
+
 /// Sixty-four tables, each its own key space, all written in one batch.
 pub fn many_tables(backend: &Backend) {
     let names: Vec<&'static str> = (0..64)
@@ -928,6 +962,7 @@ macro_rules! store_contract_tests {
                 concurrent_readers_see_whole_batches,
                 large_values_round_trip,
                 many_tables,
+                missing_tables_are_refused,
                 grows_far_past_small_sizes,
                 differential_against_memory,
                 ascending_runs_match_the_oracle,

@@ -73,6 +73,80 @@ pub fn prepare_dir(path: &Path, engine: &'static str) -> Result<bool> {
     }
 }
 
+/// Checks, without writing anything, that `path` holds a database made by `engine`: for a
+/// read-only open, which must neither create a directory nor adopt one.
+pub fn check_dir(path: &Path, engine: &'static str) -> Result<()> {
+    let open_err = |reason: String| Error::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(open_err("the path exists and is not a directory".into()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(open_err("it does not exist".into()));
+        }
+        Err(e) => return Err(open_err(format!("cannot read it: {e}"))),
+    }
+    let found = match fs::read_to_string(path.join(MARKER_FILE)) {
+        Ok(found) => found.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match FINGERPRINTS
+                .iter()
+                .find(|(_, file)| path.join(file).exists())
+            {
+                Some((other, _)) => other.to_string(),
+                None => {
+                    return Err(open_err(format!(
+                        "it holds no anode database (no {MARKER_FILE}, no engine's files)"
+                    )))
+                }
+            }
+        }
+        Err(e) => return Err(open_err(format!("cannot read {MARKER_FILE}: {e}"))),
+    };
+    if found != engine {
+        return Err(Error::WrongEngine {
+            path: path.to_path_buf(),
+            found,
+            wanted: engine.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The engine that made the database in `path`, from its marker or, without one, from the
+/// engine's own files; `None` when it holds neither.
+pub fn engine_of(path: &Path) -> Option<String> {
+    match fs::read_to_string(path.join(MARKER_FILE)) {
+        Ok(found) => Some(found.trim().to_string()),
+        Err(_) => FINGERPRINTS
+            .iter()
+            .find(|(_, file)| path.join(file).exists())
+            .map(|(engine, _)| engine.to_string()),
+    }
+}
+
+/// The refusal of a database that holds some of the declared tables but not `missing`: they
+/// were lost (a column family or table dropped by hand, a damaged catalogue), and an engine
+/// that created them empty would answer from an index without them. `file` is the engine's
+/// file that lists its tables, `what` the engine's word for a table.
+pub fn missing_tables(engine: &'static str, file: &Path, what: &str, missing: &[&str]) -> Error {
+    Error::backend_of_kind(
+        engine,
+        crate::ErrorKind::Corrupt,
+        format!(
+            "{} lacks the {what}{} {} of the database's tables (dropped, or a damaged \
+             catalogue); they are not created empty over the rest",
+            file.display(),
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        ),
+    )
+}
+
 fn write_marker(path: &Path, engine: &str) -> Result<()> {
     let open_err = |e: std::io::Error| Error::Open {
         path: path.to_path_buf(),
@@ -176,6 +250,26 @@ mod tests {
         ));
         assert!(!prepare_dir(&dir, "rocksdb").unwrap());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_read_only_check_writes_nothing_and_names_the_engine_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = check_dir(dir.path(), "lmdb").unwrap_err();
+        assert!(err.to_string().contains("no anode database"), "{err}");
+        assert!(!dir.path().join(MARKER_FILE).exists());
+        assert_eq!(engine_of(dir.path()), None);
+        fs::write(dir.path().join("CURRENT"), b"MANIFEST-000001\n").unwrap();
+        assert_eq!(engine_of(dir.path()).as_deref(), Some("rocksdb"));
+        assert!(matches!(
+            check_dir(dir.path(), "lmdb"),
+            Err(Error::WrongEngine { ref found, .. }) if found == "rocksdb"
+        ));
+        check_dir(dir.path(), "rocksdb").unwrap();
+        assert!(!dir.path().join(MARKER_FILE).exists());
+        let missing = dir.path().join("absent");
+        assert!(check_dir(&missing, "lmdb").is_err());
+        assert!(!missing.exists());
     }
 
     #[test]
