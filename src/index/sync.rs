@@ -496,6 +496,10 @@ impl Indexer {
                     let depth = height - fork;
                     return Err(self.reorg_too_deep((height, tip_hash), &info, depth, Some(fork)));
                 }
+                if height > fork {
+                    // Logged before the first write so an interrupted reorg shows in the log.
+                    info!(fork, depth = height - fork, "reorg: undoing blocks");
+                }
                 while self.tip().is_some_and(|(h, _)| h > fork) {
                     let mempool = Arc::clone(&self.mempool);
                     self.until_space(move |w| {
@@ -544,6 +548,7 @@ impl Indexer {
             self.options.fetcher,
         );
         let keep_undo_from = to.saturating_sub(self.reorg_limit);
+        debug!(from, to, "applying blocks");
         let mut applied = 0u32;
         // Catching up over more than a few blocks: bulk tuning, unsynced flushes by memory, one
         // synced flush at the end. Following the tip: each block flushed and synced.
@@ -721,8 +726,12 @@ impl Indexer {
             }
             let new_block = self.writer.lock().has_new_blocks_since_announce();
             if new_block || Instant::now() >= mempool_due {
+                debug!("refreshing the mempool");
                 match self.refresh_mempool().await {
-                    Ok(t) => touched.extend(t),
+                    Ok(t) => {
+                        debug!(scripts = t.scripts.len(), "mempool refreshed");
+                        touched.extend(t)
+                    }
                     Err(e) => warn!(error = %e, "mempool refresh failed; keeping the last view"),
                 }
                 mempool_due = Instant::now() + self.options.mempool_poll;
