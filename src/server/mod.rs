@@ -10,6 +10,8 @@
 
 mod cost;
 mod discovery;
+#[cfg(test)]
+mod flood_tests;
 mod handlers;
 mod json;
 mod methods;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::cost::{self, SessionCost, Throttle};
 use super::json::{self, py_str, thousands, to_wire, RpcError};
@@ -109,7 +109,9 @@ pub(crate) struct State {
 }
 
 enum Out {
-    Msg(Vec<u8>),
+    /// a message, with the read-ahead place of the request it answers (released once the
+    /// message is written to the socket)
+    Msg(Vec<u8>, Option<OwnedSemaphorePermit>),
     Close,
 }
 
@@ -127,6 +129,10 @@ pub(crate) struct Session {
     lanes: Mutex<HashMap<String, watch::Receiver<bool>>>,
     queued: AtomicUsize,
     max_queued: usize,
+    /// one permit per request (or batch) read whose answer is not yet written to the socket:
+    /// when none is left the session stops reading, so a client that sends without reading
+    /// gets TCP back-pressure instead of making the server hold its answers
+    read_ahead: Arc<Semaphore>,
     closed: watch::Sender<bool>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -326,8 +332,20 @@ impl Session {
     fn enqueue(&self, bytes: Vec<u8>) {
         let mut order = self.order.lock();
         let place = order.reserve();
-        let ready = order.fill(place, Some(Out::Msg(bytes)));
+        let ready = order.fill(place, Some(Out::Msg(bytes, None)));
         self.send_in_order(ready);
+    }
+
+    /// Waits for a read-ahead place for the request just read; `None` once the session is
+    /// closing or the server shutting down, when the request must not run.
+    async fn read_ahead_place(&self, shared: &Shared) -> Option<OwnedSemaphorePermit> {
+        let mut closed = self.closed.subscribe();
+        let mut shutdown = shared.shutdown.subscribe();
+        tokio::select! {
+            permit = Arc::clone(&self.read_ahead).acquire_owned() => permit.ok(),
+            _ = closed.wait_for(|c| *c) => None,
+            _ = shutdown.wait_for(|s| *s) => None,
+        }
     }
 
     /// Reserves the next place in the output order, for a request read now.
@@ -352,7 +370,7 @@ impl Session {
             if self.is_closed() {
                 return;
             }
-            if let Out::Msg(bytes) = &out {
+            if let Out::Msg(bytes, _) = &out {
                 let queued = self.queued.fetch_add(bytes.len(), Ordering::SeqCst) + bytes.len();
                 if queued > self.max_queued {
                     // A client that does not read must not make us buffer without bound.
@@ -647,6 +665,9 @@ impl Session {
                     }
                     return true;
                 }
+                let Some(unanswered) = self.read_ahead_place(shared).await else {
+                    return false;
+                };
                 let place = self.reserve();
                 let ticket = self.lane_ticket(&method, &params);
                 let session = Arc::clone(self);
@@ -656,7 +677,7 @@ impl Session {
                         .run_request(&shared, &method, &params, ticket.as_ref())
                         .await;
                     let bytes = session.answer(&shared, &id, result);
-                    place.fill(Some(Out::Msg(bytes)));
+                    place.fill(Some(Out::Msg(bytes, Some(unanswered))));
                     drop(slot);
                     if refuse {
                         session.close_after_flush();
@@ -755,6 +776,9 @@ impl Session {
                 }
             }
         }
+        let Some(unanswered) = self.read_ahead_place(shared).await else {
+            return false;
+        };
         let place = self.reserve();
         let session = Arc::clone(self);
         let shared = Arc::clone(shared);
@@ -783,7 +807,11 @@ impl Session {
                 }
                 replies.push(session.response(&id, result));
             }
-            place.fill(session.batch_answer(&shared, replies).map(Out::Msg));
+            place.fill(
+                session
+                    .batch_answer(&shared, replies)
+                    .map(|bytes| Out::Msg(bytes, Some(unanswered))),
+            );
             if refuse_any {
                 session.close_after_flush();
             }
@@ -950,6 +978,9 @@ pub(crate) async fn run(
         lanes: Mutex::new(HashMap::new()),
         queued: AtomicUsize::new(0),
         max_queued: shared.config.max_queued_bytes,
+        read_ahead: Arc::new(Semaphore::new(
+            shared.config.limits.initial_concurrent.max(1),
+        )),
         closed: watch::channel(false).0,
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
@@ -1058,7 +1089,7 @@ async fn write_loop(
             next = rx.recv() => next,
         };
         match next {
-            Some(Out::Msg(bytes)) => {
+            Some(Out::Msg(bytes, _unanswered)) => {
                 let len = bytes.len();
                 match tokio::time::timeout(slow, writer.write_frame(&bytes)).await {
                     Ok(Ok(())) => {
