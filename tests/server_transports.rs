@@ -383,6 +383,37 @@ async fn a_client_sending_a_byte_at_a_time_is_dropped_at_the_session_timeout() {
 }
 
 #[tokio::test]
+async fn over_the_unsent_budget_a_stalled_reader_goes_before_the_slow_reader_timeout() {
+    let mut config = test_config();
+    config.slow_reader_timeout = Duration::from_secs(300);
+    config.max_queued_bytes = usize::MAX;
+    config.max_unsent_bytes = 1_000_000;
+    config.limits.cost_soft_limit = 1e12;
+    config.limits.cost_hard_limit = 2e12;
+    let h = start_with(chain(3, 7), config).await;
+    let mut reader = h.client_v("1.7").await;
+    let mut hog = h.client_v("1.7").await;
+    // 40 pongs of 300 kB, never read: more than the socket buffers take; the answers the
+    // session holds (up to INITIAL_CONCURRENT) pass the 1 MB budget.
+    let mut batch = String::new();
+    for id in 0..40 {
+        batch.push_str(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"server.ping\",\"params\":[300000]}}\n"
+        ));
+    }
+    hog.send_raw(batch.as_bytes()).await;
+    assert!(
+        wait_for(|| h.handle.sessions().len() == 1, Duration::from_secs(20)).await,
+        "the stalled reader outlived the budget"
+    );
+    // The client that reads its answers is served throughout.
+    assert_eq!(
+        reader.result("server.ping", json!([3])).await,
+        json!({"data": "000"})
+    );
+}
+
+#[tokio::test]
 async fn the_hard_cost_limit_disconnects() {
     let mut config = test_config();
     config.limits.cost_soft_limit = 10.0;

@@ -108,6 +108,35 @@ pub(crate) struct State {
     pub subs: Subs,
 }
 
+/// Bytes handed to a session's writer and not yet written, counted in the server-wide total
+/// (`Shared::unsent`) until the message is written or dropped with its session.
+struct Unsent {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Unsent {
+    fn new(bytes: usize, total: &Arc<AtomicUsize>) -> Unsent {
+        total.fetch_add(bytes, Ordering::SeqCst);
+        Unsent {
+            bytes,
+            total: Arc::clone(total),
+        }
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+/// How often a pending write checks whether the server is over its unsent-bytes budget.
+const PRESSURE_CHECK: Duration = Duration::from_millis(250);
+/// Over the budget, a session whose socket has not taken its current message for this long
+/// is closed as a slow reader, without waiting for the slow-reader timeout.
+const PRESSURE_STALL: Duration = Duration::from_secs(1);
+
 enum Out {
     /// a message, with the read-ahead place of the request it answers (released once the
     /// message is written to the socket)
@@ -122,7 +151,9 @@ pub(crate) struct Session {
     pub kind: ServiceKind,
     group: Option<String>,
     pub state: Mutex<State>,
-    out: mpsc::UnboundedSender<Out>,
+    out: mpsc::UnboundedSender<(Out, Option<Unsent>)>,
+    /// the server-wide count of bytes handed to writers and not yet written
+    unsent: Arc<AtomicUsize>,
     /// the order answers and notifications go out in
     order: Mutex<Sequencer>,
     /// per state key, the completion of the last request that changes that state
@@ -370,7 +401,9 @@ impl Session {
             if self.is_closed() {
                 return;
             }
+            let mut charge = None;
             if let Out::Msg(bytes, _) = &out {
+                charge = Some(Unsent::new(bytes.len(), &self.unsent));
                 let queued = self.queued.fetch_add(bytes.len(), Ordering::SeqCst) + bytes.len();
                 if queued > self.max_queued {
                     // A client that does not read must not make us buffer without bound.
@@ -379,7 +412,7 @@ impl Session {
                     return;
                 }
             }
-            if self.out.send(out).is_err() {
+            if self.out.send((out, charge)).is_err() {
                 self.abort();
                 return;
             }
@@ -974,6 +1007,7 @@ pub(crate) async fn run(
             subs: Subs::default(),
         }),
         out: out_tx,
+        unsent: Arc::clone(&shared.unsent),
         order: Mutex::new(Sequencer::default()),
         lanes: Mutex::new(HashMap::new()),
         queued: AtomicUsize::new(0),
@@ -1066,7 +1100,7 @@ async fn write_loop(
     shared: Arc<Shared>,
     session: Arc<Session>,
     mut writer: Box<dyn FrameWriter>,
-    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut rx: mpsc::UnboundedReceiver<(Out, Option<Unsent>)>,
 ) {
     let mut closed = session.closed.subscribe();
     let slow = shared.config.slow_reader_timeout;
@@ -1089,9 +1123,9 @@ async fn write_loop(
             next = rx.recv() => next,
         };
         match next {
-            Some(Out::Msg(bytes, _unanswered)) => {
+            Some((Out::Msg(bytes, _unanswered), _charge)) => {
                 let len = bytes.len();
-                match tokio::time::timeout(slow, writer.write_frame(&bytes)).await {
+                match write_or_give_up(&shared, writer.as_mut(), &bytes).await {
                     Ok(Ok(())) => {
                         session.queued.fetch_sub(len, Ordering::SeqCst);
                         session.count_bytes(&shared, len, false);
@@ -1100,15 +1134,44 @@ async fn write_loop(
                         tracing::debug!(session = session.id, error = %e, "write failed");
                         break;
                     }
-                    Err(_) => {
-                        tracing::info!(session = session.id, "slow reader: send timed out");
+                    Err(why) => {
+                        tracing::info!(session = session.id, why, "slow reader: disconnecting");
                         break;
                     }
                 }
             }
-            Some(Out::Close) | None => break,
+            Some((Out::Close, _)) | None => break,
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
     session.abort();
+}
+
+/// Writes one message, giving up (`Err` with the reason) when the socket takes nothing for the
+/// slow-reader timeout, or for [`PRESSURE_STALL`] while the server holds more unsent bytes
+/// than its budget: a thousand clients that never read would otherwise hold their answers in
+/// memory together until the slow-reader timeout.
+async fn write_or_give_up(
+    shared: &Shared,
+    writer: &mut dyn FrameWriter,
+    bytes: &[u8],
+) -> Result<std::io::Result<()>, &'static str> {
+    let started = tokio::time::Instant::now();
+    let write = writer.write_frame(bytes);
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            written = &mut write => return Ok(written),
+            _ = tokio::time::sleep(PRESSURE_CHECK) => {
+                let stalled = started.elapsed();
+                if stalled >= shared.config.slow_reader_timeout {
+                    return Err("send timed out");
+                }
+                let unsent = shared.unsent.load(Ordering::SeqCst);
+                if stalled >= PRESSURE_STALL && unsent > shared.config.max_unsent_bytes {
+                    return Err("send stalled while the server is over its unsent-bytes budget");
+                }
+            }
+        }
+    }
 }
