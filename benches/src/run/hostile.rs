@@ -526,7 +526,9 @@ fn memory(pid: u32) -> (u64, u64) {
 /// The kernel's state code for an established TCP connection (`/proc/net/tcp`).
 const ESTABLISHED: u8 = 1;
 
-/// The TCP state of every local IPv4 socket connected to `server_port`, by local port.
+/// The TCP state of the server's side of every connection to `server_port`, by the client's
+/// port. The server's side, because a server that closes a connection whose client never
+/// reads leaves its FIN queued behind unread data: the client's side still looks established.
 fn socket_states(server_port: u16) -> HashMap<u16, u8> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     parse_socket_table(&table, server_port)
@@ -546,7 +548,7 @@ fn parse_socket_table(table: &str, server_port: u16) -> HashMap<u16, u8> {
             let local = port_of(fields.get(1)?)?;
             let remote = port_of(fields.get(2)?)?;
             let state = u8::from_str_radix(fields.get(3)?, 16).ok()?;
-            (remote == server_port).then_some((local, state))
+            (local == server_port && remote != 0).then_some((remote, state))
         })
         .collect()
 }
@@ -638,6 +640,9 @@ pub fn markdown(options: &HostileOptions, runs: &[HostileRun]) -> String {
         );
     }
     row("slow readers all dropped after (s)", &|r| {
+        if r.slow.served == 0 {
+            return "none served".into();
+        }
         r.slow_dropped_within.map_or_else(
             || format!("not all within {} s", SLOW_READER_WAIT.as_secs()),
             |s| format!("{s:.0}"),
@@ -657,14 +662,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_socket_table_gives_each_client_socket_its_state() {
+    fn the_socket_table_gives_the_servers_side_of_each_connection() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 20 4 30 10 -1\n\
-   1: 0100007F:C351 0100007F:1F90 08 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1\n\
-   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1\n";
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 20 4 30 10 -1\n\
+   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 20 4 30 10 -1\n\
+   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1\n\
+   3: 0100007F:1F90 0100007F:C351 04 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1\n";
         let states = parse_socket_table(table, 0x1F90);
         assert_eq!(states.len(), 2);
         assert_eq!(states.get(&0xC350), Some(&ESTABLISHED));
-        assert_eq!(states.get(&0xC351), Some(&8));
+        // The server closed this one; its FIN waits behind data the client never read.
+        assert_eq!(states.get(&0xC351), Some(&4));
     }
 }
