@@ -19,11 +19,11 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::daemon::{hash_to_hex, DaemonApi};
+use crate::index::chain::STATE_KEY;
 use crate::index::keys::*;
+use crate::index::lookup::{find_tx_num, hashx_of, read_txids};
 use crate::index::meta::{self, DbIdentity, MetaError, SCHEMA_VERSION};
 use crate::index::schema::*;
-use crate::index::chain::STATE_KEY;
-use crate::index::lookup::{find_tx_num, hashx_of, read_txids};
 use crate::index::IndexState;
 use crate::query::HashX;
 use crate::store_factory::{self, FactoryError, Tuning};

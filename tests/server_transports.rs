@@ -298,6 +298,122 @@ async fn a_client_that_does_not_read_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_client_that_sends_without_reading_is_not_read_ahead_of() {
+    // Neither the slow-reader timeout nor the queue limit may end the session during the
+    // test: what is checked is that the server stops reading, not that it disconnects.
+    let mut config = test_config();
+    config.slow_reader_timeout = Duration::from_secs(120);
+    config.max_queued_bytes = usize::MAX;
+    config.limits.initial_concurrent = 4;
+    config.limits.cost_soft_limit = 1e12;
+    config.limits.cost_hard_limit = 2e12;
+    let h = start_with(chain(3, 7), config).await;
+    let mut stream = TcpStream::connect(h.tcp()).await.expect("connect");
+    stream
+        .write_all(format!("{VERSION}\n").as_bytes())
+        .await
+        .expect("write");
+    let mut reader = BufReader::new(&mut stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.expect("version answer");
+    // 2,000 pings asking for 100 kB pongs each, never read: 200 MB of answers.
+    const SENT: u64 = 2_000;
+    let mut requests = String::new();
+    for id in 0..SENT {
+        requests.push_str(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"server.ping\",\"params\":[100000]}}\n"
+        ));
+    }
+    let (_read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        // Blocks once the server stops reading; ends when the test drops the connection.
+        let _ = write.write_all(requests.as_bytes()).await;
+        write
+    });
+    // Wait until the server's count of requests read stops moving.
+    let read_so_far = || h.handle.sessions().first().map_or(0, |s| s.requests);
+    let mut last = read_so_far();
+    let mut still = 0;
+    while still < 10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = read_so_far();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    // The server read only what the socket buffers took of its answers plus four in
+    // progress, not the 2,000 requests sent (each would have held a 100 kB answer).
+    assert!(last < SENT / 2, "the server read {last} requests ahead");
+    assert_eq!(h.handle.sessions().len(), 1, "the session was dropped");
+    writer.abort();
+}
+
+#[tokio::test]
+async fn a_client_sending_a_byte_at_a_time_is_dropped_at_the_session_timeout() {
+    // Slowloris: bytes keep coming, a line never ends. The session timeout runs from the
+    // last complete message, not the last byte.
+    let mut config = test_config();
+    config.limits.session_timeout_secs = 1;
+    let h = start_with(chain(3, 7), config).await;
+    let mut stream = TcpStream::connect(h.tcp()).await.expect("connect");
+    stream
+        .write_all(format!("{VERSION}\n").as_bytes())
+        .await
+        .expect("write");
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.expect("version answer");
+    let trickle = tokio::spawn(async move {
+        let partial = br#"{"jsonrpc":"2.0","id":2,"method":"server.ping","params":["#;
+        for byte in partial.iter().cycle().take(100) {
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // 100 bytes at 10 a second last 10 s; the session must end long before.
+    line.clear();
+    let closed = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "still open while trickling: {closed:?} {line:?}"
+    );
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn over_the_unsent_budget_a_stalled_reader_goes_before_the_slow_reader_timeout() {
+    let mut config = test_config();
+    config.slow_reader_timeout = Duration::from_secs(300);
+    config.max_queued_bytes = usize::MAX;
+    config.max_unsent_bytes = 1_000_000;
+    config.limits.cost_soft_limit = 1e12;
+    config.limits.cost_hard_limit = 2e12;
+    let h = start_with(chain(3, 7), config).await;
+    let mut reader = h.client_v("1.7").await;
+    let mut hog = h.client_v("1.7").await;
+    // 40 pongs of 300 kB, never read: more than the socket buffers take; the answers the
+    // session holds (up to INITIAL_CONCURRENT) pass the 1 MB budget.
+    let mut batch = String::new();
+    for id in 0..40 {
+        batch.push_str(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"server.ping\",\"params\":[300000]}}\n"
+        ));
+    }
+    hog.send_raw(batch.as_bytes()).await;
+    assert!(
+        wait_for(|| h.handle.sessions().len() == 1, Duration::from_secs(20)).await,
+        "the stalled reader outlived the budget"
+    );
+    // The client that reads its answers is served throughout.
+    assert_eq!(
+        reader.result("server.ping", json!([3])).await,
+        json!({"data": "000"})
+    );
+}
+
+#[tokio::test]
 async fn the_hard_cost_limit_disconnects() {
     let mut config = test_config();
     config.limits.cost_soft_limit = 10.0;

@@ -78,7 +78,7 @@ options! {
     "request_sleep", ["REQUEST_SLEEP"], "request-sleep", Some("2500"),
         "Milliseconds of delay per request at the hard limit (scaled from the soft limit).";
     "initial_concurrent", ["INITIAL_CONCURRENT"], "initial-concurrent", Some("10"),
-        "Concurrent requests a session may have before throttling.";
+        "Concurrent requests a session may have before throttling; also how many requests it may have read whose answers are not yet written, past which reading pauses.";
     "bandwidth_unit_cost", ["BANDWIDTH_UNIT_COST"], "bandwidth-unit-cost", Some("5000"),
         "Bytes that cost one unit.";
     "banner_file", ["BANNER_FILE"], "banner-file", None,

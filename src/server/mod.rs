@@ -9,6 +9,8 @@
 //! through the two traits, and never names a concrete coin.
 
 mod cost;
+#[cfg(test)]
+mod flood_tests;
 mod handlers;
 mod json;
 mod methods;
@@ -90,6 +92,9 @@ pub struct ServerConfig {
     pub slow_reader_timeout: Duration,
     /// most bytes queued for one session before it is disconnected as a slow reader
     pub max_queued_bytes: usize,
+    /// unsent bytes of all sessions together past which a session whose socket takes nothing
+    /// for a second is disconnected as a slow reader
+    pub max_unsent_bytes: usize,
     /// a notification round for one session must finish within this
     pub notification_timeout: Duration,
     /// expected interval of mempool-only rounds, for the 1.7 cover traffic probability
@@ -134,6 +139,7 @@ impl Default for ServerConfig {
             server_version: format!("anode {}", env!("CARGO_PKG_VERSION")),
             slow_reader_timeout: Duration::from_secs(20),
             max_queued_bytes: 32 * 1024 * 1024,
+            max_unsent_bytes: 256 * 1024 * 1024,
             notification_timeout: Duration::from_secs(30),
             mempool_refresh: Duration::from_secs(5),
             cover_traffic: true,
@@ -154,6 +160,7 @@ impl ServerConfig {
             services: config.services.clone(),
             report_services: config.report_services.clone(),
             max_queued_bytes: (limits.max_send * 4).max(32 * 1024 * 1024),
+            max_unsent_bytes: (limits.max_send * 4).max(256 * 1024 * 1024),
             limits,
             ssl_certfile: config.ssl_certfile.clone(),
             ssl_keyfile: config.ssl_keyfile.clone(),
@@ -226,6 +233,8 @@ pub(crate) struct Shared {
     pub request_counts: parking_lot::Mutex<HashMap<String, u64>>,
     pub tls: Option<tls::TlsState>,
     pub next_id: AtomicU64,
+    /// bytes handed to session writers and not yet written, over all sessions
+    pub unsent: Arc<std::sync::atomic::AtomicUsize>,
     /// requests being answered at once over all sessions: each holds its answer in memory
     /// until it is queued, and a 100,000-entry history is tens of MB before it is serialized,
     /// so a thousand at once must wait here rather than exhaust memory
@@ -296,6 +305,7 @@ impl Server {
             request_counts: Default::default(),
             tls,
             next_id: AtomicU64::new(1),
+            unsent: Default::default(),
             log_new_sessions: std::sync::atomic::AtomicBool::new(false),
             work_slots: Arc::new(tokio::sync::Semaphore::new(work_slot_count())),
             heavy_lane: crate::query::gate::HeavyLane::new(crate::query::gate::heavy_lane_width()),

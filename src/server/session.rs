@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::cost::{self, SessionCost, Throttle};
 use super::json::{self, py_str, thousands, to_wire, RpcError};
@@ -108,8 +108,39 @@ pub(crate) struct State {
     pub subs: Subs,
 }
 
+/// Bytes handed to a session's writer and not yet written, counted in the server-wide total
+/// (`Shared::unsent`) until the message is written or dropped with its session.
+struct Unsent {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Unsent {
+    fn new(bytes: usize, total: &Arc<AtomicUsize>) -> Unsent {
+        total.fetch_add(bytes, Ordering::SeqCst);
+        Unsent {
+            bytes,
+            total: Arc::clone(total),
+        }
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+/// How often a pending write checks whether the server is over its unsent-bytes budget.
+const PRESSURE_CHECK: Duration = Duration::from_millis(250);
+/// Over the budget, a session whose socket has not taken its current message for this long
+/// is closed as a slow reader, without waiting for the slow-reader timeout.
+const PRESSURE_STALL: Duration = Duration::from_secs(1);
+
 enum Out {
-    Msg(Vec<u8>),
+    /// a message, with the read-ahead place of the request it answers (released once the
+    /// message is written to the socket)
+    Msg(Vec<u8>, Option<OwnedSemaphorePermit>),
     Close,
 }
 
@@ -120,13 +151,19 @@ pub(crate) struct Session {
     pub kind: ServiceKind,
     group: Option<String>,
     pub state: Mutex<State>,
-    out: mpsc::UnboundedSender<Out>,
+    out: mpsc::UnboundedSender<(Out, Option<Unsent>)>,
+    /// the server-wide count of bytes handed to writers and not yet written
+    unsent: Arc<AtomicUsize>,
     /// the order answers and notifications go out in
     order: Mutex<Sequencer>,
     /// per state key, the completion of the last request that changes that state
     lanes: Mutex<HashMap<String, watch::Receiver<bool>>>,
     queued: AtomicUsize,
     max_queued: usize,
+    /// one permit per request (or batch) read whose answer is not yet written to the socket:
+    /// when none is left the session stops reading, so a client that sends without reading
+    /// gets TCP back-pressure instead of making the server hold its answers
+    read_ahead: Arc<Semaphore>,
     closed: watch::Sender<bool>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -326,8 +363,20 @@ impl Session {
     fn enqueue(&self, bytes: Vec<u8>) {
         let mut order = self.order.lock();
         let place = order.reserve();
-        let ready = order.fill(place, Some(Out::Msg(bytes)));
+        let ready = order.fill(place, Some(Out::Msg(bytes, None)));
         self.send_in_order(ready);
+    }
+
+    /// Waits for a read-ahead place for the request just read; `None` once the session is
+    /// closing or the server shutting down, when the request must not run.
+    async fn read_ahead_place(&self, shared: &Shared) -> Option<OwnedSemaphorePermit> {
+        let mut closed = self.closed.subscribe();
+        let mut shutdown = shared.shutdown.subscribe();
+        tokio::select! {
+            permit = Arc::clone(&self.read_ahead).acquire_owned() => permit.ok(),
+            _ = closed.wait_for(|c| *c) => None,
+            _ = shutdown.wait_for(|s| *s) => None,
+        }
     }
 
     /// Reserves the next place in the output order, for a request read now.
@@ -352,7 +401,9 @@ impl Session {
             if self.is_closed() {
                 return;
             }
-            if let Out::Msg(bytes) = &out {
+            let mut charge = None;
+            if let Out::Msg(bytes, _) = &out {
+                charge = Some(Unsent::new(bytes.len(), &self.unsent));
                 let queued = self.queued.fetch_add(bytes.len(), Ordering::SeqCst) + bytes.len();
                 if queued > self.max_queued {
                     // A client that does not read must not make us buffer without bound.
@@ -361,7 +412,7 @@ impl Session {
                     return;
                 }
             }
-            if self.out.send(out).is_err() {
+            if self.out.send((out, charge)).is_err() {
                 self.abort();
                 return;
             }
@@ -647,6 +698,9 @@ impl Session {
                     }
                     return true;
                 }
+                let Some(unanswered) = self.read_ahead_place(shared).await else {
+                    return false;
+                };
                 let place = self.reserve();
                 let ticket = self.lane_ticket(&method, &params);
                 let session = Arc::clone(self);
@@ -656,7 +710,7 @@ impl Session {
                         .run_request(&shared, &method, &params, ticket.as_ref())
                         .await;
                     let bytes = session.answer(&shared, &id, result);
-                    place.fill(Some(Out::Msg(bytes)));
+                    place.fill(Some(Out::Msg(bytes, Some(unanswered))));
                     drop(slot);
                     if refuse {
                         session.close_after_flush();
@@ -755,6 +809,9 @@ impl Session {
                 }
             }
         }
+        let Some(unanswered) = self.read_ahead_place(shared).await else {
+            return false;
+        };
         let place = self.reserve();
         let session = Arc::clone(self);
         let shared = Arc::clone(shared);
@@ -783,7 +840,11 @@ impl Session {
                 }
                 replies.push(session.response(&id, result));
             }
-            place.fill(session.batch_answer(&shared, replies).map(Out::Msg));
+            place.fill(
+                session
+                    .batch_answer(&shared, replies)
+                    .map(|bytes| Out::Msg(bytes, Some(unanswered))),
+            );
             if refuse_any {
                 session.close_after_flush();
             }
@@ -946,10 +1007,14 @@ pub(crate) async fn run(
             subs: Subs::default(),
         }),
         out: out_tx,
+        unsent: Arc::clone(&shared.unsent),
         order: Mutex::new(Sequencer::default()),
         lanes: Mutex::new(HashMap::new()),
         queued: AtomicUsize::new(0),
         max_queued: shared.config.max_queued_bytes,
+        read_ahead: Arc::new(Semaphore::new(
+            shared.config.limits.initial_concurrent.max(1),
+        )),
         closed: watch::channel(false).0,
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
@@ -1035,7 +1100,7 @@ async fn write_loop(
     shared: Arc<Shared>,
     session: Arc<Session>,
     mut writer: Box<dyn FrameWriter>,
-    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut rx: mpsc::UnboundedReceiver<(Out, Option<Unsent>)>,
 ) {
     let mut closed = session.closed.subscribe();
     let slow = shared.config.slow_reader_timeout;
@@ -1058,9 +1123,9 @@ async fn write_loop(
             next = rx.recv() => next,
         };
         match next {
-            Some(Out::Msg(bytes)) => {
+            Some((Out::Msg(bytes, _unanswered), _charge)) => {
                 let len = bytes.len();
-                match tokio::time::timeout(slow, writer.write_frame(&bytes)).await {
+                match write_or_give_up(&shared, writer.as_mut(), &bytes).await {
                     Ok(Ok(())) => {
                         session.queued.fetch_sub(len, Ordering::SeqCst);
                         session.count_bytes(&shared, len, false);
@@ -1069,15 +1134,44 @@ async fn write_loop(
                         tracing::debug!(session = session.id, error = %e, "write failed");
                         break;
                     }
-                    Err(_) => {
-                        tracing::info!(session = session.id, "slow reader: send timed out");
+                    Err(why) => {
+                        tracing::info!(session = session.id, why, "slow reader: disconnecting");
                         break;
                     }
                 }
             }
-            Some(Out::Close) | None => break,
+            Some((Out::Close, _)) | None => break,
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
     session.abort();
+}
+
+/// Writes one message, giving up (`Err` with the reason) when the socket takes nothing for the
+/// slow-reader timeout, or for [`PRESSURE_STALL`] while the server holds more unsent bytes
+/// than its budget: a thousand clients that never read would otherwise hold their answers in
+/// memory together until the slow-reader timeout.
+async fn write_or_give_up(
+    shared: &Shared,
+    writer: &mut dyn FrameWriter,
+    bytes: &[u8],
+) -> Result<std::io::Result<()>, &'static str> {
+    let started = tokio::time::Instant::now();
+    let write = writer.write_frame(bytes);
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            written = &mut write => return Ok(written),
+            _ = tokio::time::sleep(PRESSURE_CHECK) => {
+                let stalled = started.elapsed();
+                if stalled >= shared.config.slow_reader_timeout {
+                    return Err("send timed out");
+                }
+                let unsent = shared.unsent.load(Ordering::SeqCst);
+                if stalled >= PRESSURE_STALL && unsent > shared.config.max_unsent_bytes {
+                    return Err("send stalled while the server is over its unsent-bytes budget");
+                }
+            }
+        }
+    }
 }

@@ -8,10 +8,12 @@
 //!     --daemon http://user:pass@HOST:PORT/
 //! cargo run -p anode-benches --release --all-features -- scale --profile mainnet-50m \
 //!     --engines rocksdb --cgroup-mb 3000
+//! anode-bench hostile --engine rocksdb    # root: raises the open-file limit
 //! ```
 
 use std::path::PathBuf;
 
+use anode_benches::run::hostile::HostileOptions;
 use anode_benches::run::scale::{ScaleOptions, ScalePlan};
 use anode_benches::run::{self, cold::ColdOptions, plan::Plan, say, AllOptions, TargetSource};
 use anyhow::{bail, Context};
@@ -116,6 +118,23 @@ fn main() -> anyhow::Result<()> {
                 .arg(Arg::new("anode").long("anode").help("the anode binary (default: the one beside anode-bench)"))
                 .arg(Arg::new("electrumx").long("electrumx").help("electrumx_server (scripts/install-peers) to sync on the same chain after the engines"))
                 .arg(Arg::new("cold-only").long("cold-only").action(clap::ArgAction::SetTrue).help("skip the syncs: run the cold queries on the indexes a previous run left in --work")),
+        )
+        .subcommand(
+            Command::new("hostile")
+                .about("anode under hostile clients: idle sessions, slow readers, slowloris, while a wallet measures latency; peak RSS and sessions dropped, with MAX_SESSIONS raised and at the default (root: raises the open-file limit)")
+                .arg(Arg::new("engine").long("engine").default_value("rocksdb"))
+                .arg(Arg::new("idle").long("idle").default_value("10000").help("idle sessions"))
+                .arg(Arg::new("slow-readers").long("slow-readers").default_value("1000"))
+                .arg(Arg::new("slow-reader-requests").long("slow-reader-requests").default_value("300").help("blockchain.block.headers requests each slow reader sends"))
+                .arg(Arg::new("slowloris").long("slowloris").default_value("100"))
+                .arg(Arg::new("wallet-seconds").long("wallet-seconds").default_value("30"))
+                .arg(Arg::new("wallet-rate").long("wallet-rate").default_value("15").help("the wallet's requests a second"))
+                .arg(Arg::new("blocks").long("blocks").default_value("2100"))
+                .arg(Arg::new("max-sessions").long("max-sessions").default_value("12000").help("MAX_SESSIONS of the first run (the second runs at the default)"))
+                .arg(seed_arg())
+                .arg(Arg::new("work").long("work").default_value("/tmp").help("where the databases go"))
+                .arg(Arg::new("out").long("out").default_value("target/bench-report/hostile"))
+                .arg(Arg::new("anode").long("anode").help("the anode binary (default: the one beside anode-bench)")),
         )
         .subcommand(
             Command::new("engine")
@@ -248,6 +267,31 @@ fn main() -> anyhow::Result<()> {
                 cold_only: m.get_flag("cold-only"),
             };
             let path = run::scale::run_scale(&options)?;
+            say(&format!("summary: {}", path.display()));
+        }
+        Some(("hostile", m)) => {
+            let anode = match m.get_one::<String>("anode") {
+                Some(path) => PathBuf::from(path),
+                None => std::env::current_exe()
+                    .context("locating anode-bench")?
+                    .with_file_name("anode"),
+            };
+            let options = HostileOptions {
+                engine: parse(m, "engine")?,
+                anode,
+                work: PathBuf::from(parse::<String>(m, "work")?),
+                out: PathBuf::from(parse::<String>(m, "out")?),
+                idle: parse(m, "idle")?,
+                slow_readers: parse(m, "slow-readers")?,
+                slow_reader_requests: parse(m, "slow-reader-requests")?,
+                slowloris: parse(m, "slowloris")?,
+                wallet_seconds: parse(m, "wallet-seconds")?,
+                wallet_rate: parse(m, "wallet-rate")?,
+                blocks: parse(m, "blocks")?,
+                raised_max_sessions: parse(m, "max-sessions")?,
+                seed: parse(m, "seed")?,
+            };
+            let path = run::hostile::run_hostile(&options)?;
             say(&format!("summary: {}", path.display()));
         }
         Some(("engine", m)) => {

@@ -138,6 +138,11 @@ impl Conn {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
+        Conn::negotiate(stream).await
+    }
+
+    /// Negotiates the protocol version over a connection already made.
+    pub async fn negotiate(stream: TcpStream) -> anyhow::Result<Conn> {
         stream.set_nodelay(true).context("TCP_NODELAY")?;
         let (r, w) = stream.into_split();
         let mut conn = Conn {
@@ -151,7 +156,7 @@ impl Conn {
             .call("server.version", json!(["anode-bench", "1.4"]))
             .await?
         {
-            bail!("server.version refused by {addr}");
+            bail!("server.version refused");
         }
         Ok(conn)
     }
@@ -161,6 +166,24 @@ impl Conn {
         text.push(b'\n');
         self.writer.write_all(&text).await.context("sending")?;
         Ok(())
+    }
+
+    /// Sends a request and does not wait for its answer (a client that never reads).
+    pub async fn send_only(&mut self, method: &str, params: Value) -> anyhow::Result<()> {
+        self.next_id += 1;
+        let body =
+            json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        self.send(&body).await
+    }
+
+    /// Writes `bytes` as they are: part of a line, for a client that trickles.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.writer.write_all(bytes).await.context("sending")
+    }
+
+    /// The session's local port, by which the kernel's socket table names it.
+    pub fn local_port(&self) -> Option<u16> {
+        self.writer.local_addr().ok().map(|a| a.port())
     }
 
     /// Reads one line: whole into `line` when it is at most [`SMALL_LINE`] bytes, else its

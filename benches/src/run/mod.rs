@@ -14,6 +14,7 @@ pub mod client;
 pub mod cold;
 pub mod engine;
 pub mod fresh;
+pub mod hostile;
 pub mod machine;
 pub mod plan;
 pub mod report;

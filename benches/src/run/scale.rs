@@ -585,7 +585,7 @@ fn rfc3339_unix(stamp: &str) -> Option<f64> {
     Some(days as f64 * 86_400.0 + hours * 3600.0 + minutes * 60.0 + seconds)
 }
 
-fn status_kb(status: &str, field: &str) -> u64 {
+pub(super) fn status_kb(status: &str, field: &str) -> u64 {
     status
         .lines()
         .find(|l| l.starts_with(field))
@@ -798,7 +798,7 @@ fn make_cgroup(name: &str, mb: u64) -> anyhow::Result<PathBuf> {
 /// Runs `program` with `env`, its log (stderr, or stdout too when `stderr_only` is false)
 /// into `log`, inside `cgroup`: a shell joins the cgroup and then `exec`s the program, so
 /// the program is inside from its first allocation.
-fn spawn_in(
+pub(super) fn spawn_in(
     cgroup: Option<&Path>,
     program: &Path,
     env: &[(&str, String)],
@@ -843,7 +843,7 @@ fn drop_caches(root: bool) {
     }
 }
 
-fn interrupt(pid: u32) {
+pub(super) fn interrupt(pid: u32) {
     let _ = Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status();
@@ -859,13 +859,17 @@ fn is_root() -> bool {
     })
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr().context("finding a free port")?.port())
 }
 
 /// Waits until something listens on `port`, or `child` exits, or `limit` passes.
-fn wait_for_port(port: u16, limit: Duration, child: Option<&Child>) -> anyhow::Result<()> {
+pub(super) fn wait_for_port(
+    port: u16,
+    limit: Duration,
+    child: Option<&Child>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let pid = child.map(Child::id);
     while started.elapsed() < limit {
@@ -886,7 +890,7 @@ fn wait_for_port(port: u16, limit: Duration, child: Option<&Child>) -> anyhow::R
 }
 
 /// A child process killed when dropped (the simulator, a server left by an error).
-struct KillOnDrop(Child);
+pub(super) struct KillOnDrop(pub(super) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
