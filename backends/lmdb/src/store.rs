@@ -135,13 +135,7 @@ impl From<heed::Error> for Attempt {
 impl LmdbStore {
     /// Opens (creating if absent) the LMDB store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: LmdbOptions) -> Result<LmdbStore> {
-        let lock = if options.read_only {
-            marker::check_dir(path, ENGINE)?;
-            None
-        } else {
-            marker::prepare_dir(path, ENGINE)?;
-            Some(marker::lock_dir(path)?)
-        };
+        let lock = marker::claim_dir(path, ENGINE, options.read_only)?;
         if tables.len() > options.max_dbs as usize {
             return Err(Error::Open {
                 path: path.to_path_buf(),

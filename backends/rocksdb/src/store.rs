@@ -119,13 +119,7 @@ pub struct RocksStore {
 impl RocksStore {
     /// Opens (creating if absent) the RocksDB store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: RocksOptions) -> Result<RocksStore> {
-        let lock = if options.read_only {
-            marker::check_dir(path, ENGINE)?;
-            None
-        } else {
-            marker::prepare_dir(path, ENGINE)?;
-            Some(marker::lock_dir(path)?)
-        };
+        let lock = marker::claim_dir(path, ENGINE, options.read_only)?;
         let cache = Cache::new_lru_cache(options.block_cache_bytes).map_err(rocks_err)?;
 
         let mut db_opts = Options::default();

@@ -76,13 +76,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if absent) the SQLite store in directory `path` with `tables`.
     pub fn open(path: &Path, tables: &[Table], options: SqliteOptions) -> Result<SqliteStore> {
-        let lock = if options.read_only {
-            marker::check_dir(path, ENGINE)?;
-            None
-        } else {
-            marker::prepare_dir(path, ENGINE)?;
-            Some(marker::lock_dir(path)?)
-        };
+        let lock = marker::claim_dir(path, ENGINE, options.read_only)?;
         let file = path.join(DB_FILE);
         check_length(&file)?;
         let sql: Vec<TableSql> = tables.iter().map(|t| TableSql::new(t.name)).collect();

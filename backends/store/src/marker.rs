@@ -19,6 +19,40 @@ const FINGERPRINTS: &[(&str, &str)] = &[
     ("sqlite", "anode.sqlite"),
 ];
 
+/// Claims `path` for an engine's open: a writer prepares the directory ([`prepare_dir`]) and
+/// locks it against a second writer; a read-only open only checks it ([`check_dir`]) and takes
+/// no lock, so it can run beside the writer.
+pub fn claim_dir(path: &Path, engine: &'static str, read_only: bool) -> Result<Option<DirLock>> {
+    if read_only {
+        check_dir(path, engine)?;
+        Ok(None)
+    } else {
+        prepare_dir(path, engine)?;
+        lock_dir(path).map(Some)
+    }
+}
+
+/// Checks that `path` is a directory; with `create`, makes it when it is absent.
+fn require_dir(path: &Path, create: bool) -> Result<()> {
+    let open_err = |reason: String| Error::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => {
+            Err(open_err("the path exists and is not a directory".into()))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            fs::create_dir_all(path).map_err(|e| open_err(format!("cannot create it: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(open_err("it does not exist".into()))
+        }
+        Err(e) => Err(open_err(format!("cannot read it: {e}"))),
+    }
+}
+
 /// Makes `path` ready for `engine`: creates it if absent, checks that it is a writable directory
 /// and that it holds no other engine's database, and records the engine in a new directory.
 /// Returns `true` when the directory held no database yet.
@@ -27,16 +61,7 @@ pub fn prepare_dir(path: &Path, engine: &'static str) -> Result<bool> {
         path: path.to_path_buf(),
         reason,
     };
-    match fs::metadata(path) {
-        Ok(meta) if !meta.is_dir() => {
-            return Err(open_err("the path exists and is not a directory".into()));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(path).map_err(|e| open_err(format!("cannot create it: {e}")))?;
-        }
-        Err(e) => return Err(open_err(format!("cannot read it: {e}"))),
-    }
+    require_dir(path, true)?;
 
     let marker = path.join(MARKER_FILE);
     match fs::read_to_string(&marker) {
@@ -80,16 +105,7 @@ pub fn check_dir(path: &Path, engine: &'static str) -> Result<()> {
         path: path.to_path_buf(),
         reason,
     };
-    match fs::metadata(path) {
-        Ok(meta) if !meta.is_dir() => {
-            return Err(open_err("the path exists and is not a directory".into()));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(open_err("it does not exist".into()));
-        }
-        Err(e) => return Err(open_err(format!("cannot read it: {e}"))),
-    }
+    require_dir(path, false)?;
     let found = match fs::read_to_string(path.join(MARKER_FILE)) {
         Ok(found) => found.trim().to_string(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
