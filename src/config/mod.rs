@@ -95,12 +95,21 @@ impl RawConfig {
 
     /// Layers a TOML file's values on top. Unknown keys are an error: a typo must not be
     /// silently ignored.
-    pub fn with_file(mut self, path: &Path) -> Result<Self, ConfigError> {
+    pub fn with_file(self, path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        self.with_toml(path, &text)
+    }
+
+    /// Layers the values of `text`, a TOML file's contents, on top; `path` names the file in
+    /// errors and sources.
+    pub fn with_toml(mut self, path: &Path, text: &str) -> Result<Self, ConfigError> {
         let file_err = |reason: String| ConfigError::File {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| file_err(e.to_string()))?;

@@ -331,6 +331,12 @@ impl Server {
     }
 }
 
+/// Every method name a client can call in some protocol version.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn method_names() -> &'static [&'static str] {
+    methods::METRIC_METHODS
+}
+
 /// A running server.
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -339,6 +345,16 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Serves one newline-delimited session over an established stream exactly as a TCP
+    /// client from `peer` is served, without a listener; returns when the session ends.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) async fn serve_lines<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        transport::serve_lines(Arc::clone(&self.shared), peer, ServiceKind::Tcp, stream).await;
+    }
+
     /// The bound address of every listener, in configuration order.
     pub fn local_addrs(&self) -> &[(ServiceKind, SocketAddr)] {
         &self.addrs

@@ -351,8 +351,12 @@ where
     }
 }
 
-async fn serve_lines<S>(shared: Arc<Shared>, peer: SocketAddr, kind: ServiceKind, stream: S)
-where
+pub(super) async fn serve_lines<S>(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    kind: ServiceKind,
+    stream: S,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (read, write) = tokio::io::split(stream);
