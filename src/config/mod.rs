@@ -112,7 +112,7 @@ impl RawConfig {
         };
         let table: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+            .map_err(|e: toml::de::Error| file_err(escape_controls(&e.to_string())))?;
         for (key, value) in table {
             let spec = options::spec(&key).ok_or_else(|| {
                 file_err(format!(
@@ -183,7 +183,7 @@ impl RawConfig {
                         key,
                         value: v.clone(),
                         origin: source.clone(),
-                        reason: e.to_string(),
+                        reason: escape_controls(&e.to_string()),
                     })
             }
         }
@@ -213,7 +213,8 @@ impl RawConfig {
             key,
             value,
             origin: source,
-            reason: reason.into(),
+            // Reasons quote the value; the value itself is shown escaped (`{value:?}`).
+            reason: escape_controls(&reason.into()),
         }
     }
 }
@@ -486,6 +487,21 @@ impl Config {
             flag: "db-directory",
         })
     }
+}
+
+/// `text` with control characters other than newline and tab escaped: the TOML parser and
+/// the value parsers quote what they refuse, and a file's or a variable's raw bytes must not
+/// reach the terminal or the log.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn parse_bool(raw: &RawConfig, key: &'static str) -> Result<bool, ConfigError> {

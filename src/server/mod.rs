@@ -155,7 +155,8 @@ impl ServerConfig {
         ServerConfig {
             services: config.services.clone(),
             report_services: config.report_services.clone(),
-            max_queued_bytes: (limits.max_send * 4).max(32 * 1024 * 1024),
+            // MAX_SEND is the operator's number: near usize::MAX it must not wrap to a tiny queue.
+            max_queued_bytes: limits.max_send.saturating_mul(4).max(32 * 1024 * 1024),
             limits,
             ssl_certfile: config.ssl_certfile.clone(),
             ssl_keyfile: config.ssl_keyfile.clone(),
@@ -510,6 +511,17 @@ impl ServerHandle {
 mod tests {
     use super::*;
     use crate::config::RawConfig;
+
+    #[test]
+    /// Found by fuzz/ `config`: a MAX_SEND near `usize::MAX` overflowed the queue bound.
+    #[test]
+    fn a_huge_max_send_does_not_overflow_the_queue_bound() {
+        let raw = crate::config::RawConfig::defaults()
+            .with_env(|name| (name == "MAX_SEND").then(|| usize::MAX.to_string()));
+        let config = Config::from_raw(&raw).expect("a valid configuration");
+        let server = ServerConfig::from_config(&config);
+        assert_eq!(server.max_queued_bytes, usize::MAX);
+    }
 
     #[test]
     fn from_config_takes_the_operators_settings() {
