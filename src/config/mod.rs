@@ -95,15 +95,24 @@ impl RawConfig {
 
     /// Layers a TOML file's values on top. Unknown keys are an error: a typo must not be
     /// silently ignored.
-    pub fn with_file(mut self, path: &Path) -> Result<Self, ConfigError> {
+    pub fn with_file(self, path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        self.with_toml(path, &text)
+    }
+
+    /// Layers the values of `text`, a TOML file's contents, on top; `path` names the file in
+    /// errors and sources.
+    pub fn with_toml(mut self, path: &Path, text: &str) -> Result<Self, ConfigError> {
         let file_err = |reason: String| ConfigError::File {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
         let table: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+            .map_err(|e: toml::de::Error| file_err(escape_controls(&e.to_string())))?;
         for (key, value) in table {
             let spec = options::spec(&key).ok_or_else(|| {
                 file_err(format!(
@@ -174,7 +183,7 @@ impl RawConfig {
                         key,
                         value: v.clone(),
                         origin: source.clone(),
-                        reason: e.to_string(),
+                        reason: escape_controls(&e.to_string()),
                     })
             }
         }
@@ -204,7 +213,8 @@ impl RawConfig {
             key,
             value,
             origin: source,
-            reason: reason.into(),
+            // Reasons quote the value; the value itself is shown escaped (`{value:?}`).
+            reason: escape_controls(&reason.into()),
         }
     }
 }
@@ -477,6 +487,21 @@ impl Config {
             flag: "db-directory",
         })
     }
+}
+
+/// `text` with control characters other than newline and tab escaped: the TOML parser and
+/// the value parsers quote what they refuse, and a file's or a variable's raw bytes must not
+/// reach the terminal or the log.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn parse_bool(raw: &RawConfig, key: &'static str) -> Result<bool, ConfigError> {

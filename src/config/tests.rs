@@ -167,3 +167,25 @@ fn cost_limits_follow_electrumx_rules() {
         "{err}"
     );
 }
+
+/// Found by fuzz/ `config`: the TOML parser quotes the offending line, and a NUL or an escape
+/// byte in the file reached the error message, and so the terminal, raw.
+#[test]
+fn file_errors_escape_control_characters() {
+    let err = RawConfig::defaults()
+        .with_toml(Path::new("anode.toml"), "\0 = 1\n\u{1b}[31m = 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("anode.toml"), "{err}");
+    assert!(err.contains("\\u{0}"), "{err}");
+    assert!(
+        !err.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{err:?}"
+    );
+    let err = Config::from_raw(&RawConfig::defaults().with_env(env(&[("SERVICES", "\u{2}")])))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SERVICES"), "{err}");
+    assert!(!err.chars().any(char::is_control), "{err:?}");
+}

@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anode_coins::{hash::sha256d, HashAlgo, HeaderLayout, NetworkParams};
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -464,6 +463,18 @@ pub fn decode_getheaders(
     Ok((locator, c.array()?))
 }
 
+/// Decodes a `headers` payload of 80-byte headers.
+pub fn decode_headers(payload: &[u8]) -> std::result::Result<Vec<[u8; 80]>, P2pError> {
+    let mut c = Cursor::new(payload, "headers");
+    let n = c.count(MAX_HEADERS)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(c.array::<80>()?);
+        c.varint()?; // transaction count, always 0
+    }
+    Ok(out)
+}
+
 /// What a peer announced in its `version` message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerVersion {
@@ -554,10 +565,15 @@ pub fn decode_version(payload: &[u8]) -> std::result::Result<PeerVersion, P2pErr
 // ---------------------------------------------------------------------------------------------
 // The client
 
+/// The receiving half of a connection to a node (a TCP stream's outside tests and fuzzing).
+pub(crate) type P2pReader = Box<dyn AsyncRead + Send + Unpin>;
+/// The sending half.
+pub(crate) type P2pWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// One P2P connection to a node, after the handshake.
 pub struct P2pBlockSource {
-    reader: BufReader<OwnedReadHalf>,
-    writer: BufWriter<OwnedWriteHalf>,
+    reader: BufReader<P2pReader>,
+    writer: BufWriter<P2pWriter>,
     options: P2pOptions,
     peer: PeerVersion,
     nonce: u64,
@@ -581,6 +597,16 @@ impl P2pBlockSource {
         stream.set_nodelay(true)?;
         let peer_addr = stream.peer_addr().ok();
         let (r, w) = stream.into_split();
+        Self::handshake(Box::new(r), Box::new(w), peer_addr, options).await
+    }
+
+    /// The `version`/`verack` handshake over an established connection to `peer_addr`.
+    pub(crate) async fn handshake(
+        r: P2pReader,
+        w: P2pWriter,
+        peer_addr: Option<SocketAddr>,
+        options: P2pOptions,
+    ) -> std::result::Result<Self, P2pError> {
         let mut reader = BufReader::with_capacity(256 << 10, r);
         let mut writer = BufWriter::new(w);
         let version = encode_version(options.protocol_version, &options.user_agent, 0, peer_addr);
@@ -791,14 +817,7 @@ impl P2pBlockSource {
             if msg.command != "headers" {
                 continue;
             }
-            let mut c = Cursor::new(&msg.payload, "headers");
-            let n = c.count(MAX_HEADERS)?;
-            let mut out = Vec::with_capacity(n);
-            for _ in 0..n {
-                out.push(c.array::<80>()?);
-                c.varint()?; // transaction count, always 0
-            }
-            return Ok(out);
+            return decode_headers(&msg.payload);
         }
     }
 }

@@ -664,15 +664,42 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `url` with any password replaced, for logs and errors.
+/// `url` with any password replaced and control characters escaped, for logs and errors.
+/// Textual rather than parsed: the URLs shown are often the ones that do not parse, and
+/// `user:pass@host` without a scheme parses as scheme `user`, so a URL parser would leave the
+/// password in either.
 pub fn hide_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    printable(&format!("{scheme}{authority}{tail}"))
+}
+
+/// `text` with control characters escaped (`\u{0}`, `\u{1b}`), so text from the operator or the
+/// node cannot garble a terminal or a log line.
+pub(crate) fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
     }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn truncate(text: &str) -> String {
@@ -951,6 +978,29 @@ mod tests {
             hide_credentials("http://u:secret@h:1/"),
             "http://u:***@h:1/"
         );
+    }
+
+    /// Found by fuzz/ `config`: URLs that do not parse (or parse as another scheme) showed
+    /// their password and raw control characters in errors and in `anode config`.
+    #[test]
+    fn hidden_credentials_survive_urls_that_do_not_parse() {
+        assert_eq!(
+            hide_credentials("user:secret@node:8332"),
+            "user:***@node:8332"
+        );
+        assert_eq!(
+            hide_credentials("http://u:s3cret@no de:1/path"),
+            "http://u:***@no de:1/path"
+        );
+        assert_eq!(hide_credentials("http://u:a@b@h/"), "http://u:***@h/");
+        assert_eq!(hide_credentials("http://h:8332/x@y"), "http://h:8332/x@y");
+        assert_eq!(hide_credentials("\0:8332"), "\\u{0}:8332");
+        let Err(e) = parse_endpoint("http://user:s3cret@bad\u{1b}host:8332") else {
+            panic!("a host with an escape character parsed");
+        };
+        let text = e.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
     }
 
     #[test]

@@ -236,6 +236,14 @@ impl PeerSettings {
         }
     }
 
+    /// Discovery off: no peer is checked or served, and `server.add_peer` is refused (tools,
+    /// tests and servers that keep to themselves).
+    pub fn off(genesis_hash: String) -> Self {
+        let mut settings = PeerSettings::electrumx_defaults(genesis_hash, (0, 0), Value::Null);
+        settings.mode = PeerDiscovery::Off;
+        settings
+    }
+
     /// ElectrumX's behaviour for `config` on `params`. `our_features` is this server's
     /// `server.features` answer (protocol 1.7 form); build it with [`our_features`].
     pub fn from_config(config: &Config, params: &NetworkParams, our_features: Value) -> Self {

@@ -26,10 +26,11 @@ async fn server(config: ServerConfig) -> ServerHandle {
     let sim = Simulator::new(chain);
     let query: Arc<dyn crate::query::ChainQuery> = Arc::new(ReferenceQuery::new(sim.clone()));
     let genesis = anode_coins::hash_to_hex(&coin.params().genesis_hash);
-    let mut settings = PeerSettings::electrumx_defaults(genesis, (0, 0), json!({}));
-    settings.mode = crate::config::PeerDiscovery::Off;
-    let peers = PeerManager::new(settings, Arc::new(QueryChain(Arc::clone(&query))))
-        .expect("peer settings");
+    let peers = PeerManager::new(
+        PeerSettings::off(genesis),
+        Arc::new(QueryChain(Arc::clone(&query))),
+    )
+    .expect("peer settings");
     Server::start(
         Arc::new(config),
         ServerParts {

@@ -276,6 +276,30 @@ mod tests {
         assert_eq!(py_repr(&json!("it's")), "\"it's\"");
     }
 
+    /// Found by fuzz/ `jsonrpc_session`: a request id like `1.8446744073710954e+20` was read
+    /// one unit in the last place off and so echoed as another number. Ids must come back as
+    /// sent, as a Python server reads and writes them.
+    #[test]
+    fn float_ids_are_read_exactly() {
+        for text in [
+            "1.8446744073710954e+20",
+            "184467440737109551616",
+            "2.2250738585072014e-308",
+            "0.30000000000000004",
+            "9007199254740993.0",
+            "1.7976931348623157e+308",
+        ] {
+            let value: Value = serde_json::from_str(text).expect("a number");
+            let exact: f64 = text.parse().expect("a float");
+            assert_eq!(value.as_f64(), Some(exact), "{text}");
+            let echoed: f64 = String::from_utf8(to_wire(&value))
+                .expect("ASCII")
+                .parse()
+                .expect("a float");
+            assert_eq!(echoed, exact, "{text}");
+        }
+    }
+
     #[test]
     fn thousands_separators() {
         assert_eq!(thousands(8_100_000), "8,100,000");

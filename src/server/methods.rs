@@ -699,7 +699,7 @@ pub(crate) fn outpoint_status_json(status: &OutpointStatus) -> Value {
 
 /// Every method name of docs/protocol.md and the coin extensions, as static labels for metrics;
 /// anything else counts as `other`, so clients cannot create metric series.
-const METRIC_METHODS: &[&str] = &[
+pub(super) const METRIC_METHODS: &[&str] = &[
     "blockchain.block.header",
     "blockchain.block.headers",
     "blockchain.estimatefee",

@@ -159,8 +159,9 @@ impl ServerConfig {
         ServerConfig {
             services: config.services.clone(),
             report_services: config.report_services.clone(),
-            max_queued_bytes: (limits.max_send * 4).max(32 * 1024 * 1024),
-            max_unsent_bytes: (limits.max_send * 4).max(256 * 1024 * 1024),
+            // MAX_SEND is the operator's number: near usize::MAX it must not wrap to a tiny queue.
+            max_queued_bytes: limits.max_send.saturating_mul(4).max(32 * 1024 * 1024),
+            max_unsent_bytes: limits.max_send.saturating_mul(4).max(256 * 1024 * 1024),
             limits,
             ssl_certfile: config.ssl_certfile.clone(),
             ssl_keyfile: config.ssl_keyfile.clone(),
@@ -355,6 +356,12 @@ impl Server {
     }
 }
 
+/// Every method name a client can call in some protocol version.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn method_names() -> &'static [&'static str] {
+    methods::METRIC_METHODS
+}
+
 /// A running server.
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -363,6 +370,16 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Serves one newline-delimited session over an established stream exactly as a TCP
+    /// client from `peer` is served, without a listener; returns when the session ends.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) async fn serve_lines<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        transport::serve_lines(Arc::clone(&self.shared), peer, ServiceKind::Tcp, stream).await;
+    }
+
     /// The bound address of every listener, in configuration order.
     pub fn local_addrs(&self) -> &[(ServiceKind, SocketAddr)] {
         &self.addrs
@@ -483,6 +500,17 @@ impl ServerHandle {
 mod tests {
     use super::*;
     use crate::config::RawConfig;
+
+    /// Found by fuzz/ `config`: a MAX_SEND near `usize::MAX` overflowed the queue bound.
+    #[test]
+    fn a_huge_max_send_does_not_overflow_the_queue_bound() {
+        let raw = RawConfig::defaults()
+            .with_env(|name| (name == "MAX_SEND").then(|| usize::MAX.to_string()));
+        let config = Config::from_raw(&raw).expect("a valid configuration");
+        let server = ServerConfig::from_config(&config);
+        assert_eq!(server.max_queued_bytes, usize::MAX);
+        assert_eq!(server.max_unsent_bytes, usize::MAX);
+    }
 
     #[test]
     fn from_config_takes_the_operators_settings() {
